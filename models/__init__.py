@@ -1,0 +1,1 @@
+"""ACIR network, data, training, evaluation and OOD detection (torch only)."""
