@@ -1,0 +1,111 @@
+"""Tests for index.rerank: content-guided ordering, determinism and the Hamming blend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from index.rerank import rerank, rerank_batch
+
+
+def _random_candidates(seed: int, n: int, d: int) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    query = rng.standard_normal(d).astype(np.float32)
+    feats = rng.standard_normal((n, d)).astype(np.float16)
+    feats[n // 2 :: 7] = feats[0]  # exact duplicate features: only the id can order them
+    ids = rng.permutation(10 * n)[:n].astype(np.int64)
+    hamming = rng.integers(0, 65, n)
+    return query, ids, feats, hamming
+
+
+def test_hand_made_order_with_tie_broken_by_id() -> None:
+    query = np.array([1.0, 0.0], dtype=np.float32)
+    ids = np.array([40, 7, 12, 3], dtype=np.int64)
+    # cos: 0 (orthogonal), 1 (same, unnormalised), -1 (opposite), 1 (same): ids 3 and 7 tie.
+    feats = np.array([[0, 5], [3, 0], [-2, 0], [0.5, 0]], dtype=np.float32)
+    hamming = np.array([1, 2, 3, 4])
+    ranked = rerank(query, ids, feats, hamming, k=10)
+    np.testing.assert_array_equal(ranked.ids, [3, 7, 40, 12])
+    np.testing.assert_allclose(ranked.similarity, [1.0, 1.0, 0.5, 0.0], atol=1e-6)
+    np.testing.assert_array_equal(ranked.hamming, [4, 2, 1, 3])
+    np.testing.assert_array_equal(ranked.order, [3, 1, 0, 2])
+    np.testing.assert_array_equal(ranked.score, ranked.similarity)
+
+
+def test_hamming_weight_breaks_content_ties_toward_closer_codes() -> None:
+    query = np.array([1.0, 0.0], dtype=np.float32)
+    ids = np.array([3, 7, 9], dtype=np.int64)
+    feats = np.array([[1, 0], [1, 0], [0, 1]], dtype=np.float32)
+    hamming = np.array([10, 2, 0])
+    ranked = rerank(query, ids, feats, hamming, k=3, hamming_weight=0.5, bits=64)
+    np.testing.assert_array_equal(ranked.ids, [7, 3, 9])
+    np.testing.assert_allclose(ranked.score, [1 - 0.5 * 2 / 64, 1 - 0.5 * 10 / 64, 0.5], atol=1e-6)
+
+
+def test_hamming_weight_needs_bits() -> None:
+    with pytest.raises(ValueError, match="bits"):
+        rerank(np.ones(2, np.float32), np.arange(2), np.ones((2, 2)), np.zeros(2, int), 1, 0.1)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.3])
+def test_same_result_whatever_candidate_order(weight: float) -> None:
+    query, ids, feats, hamming = _random_candidates(seed=1, n=300, d=37)
+    base = rerank(query, ids, feats, hamming, k=50, hamming_weight=weight, bits=64)
+    for seed in range(5):
+        perm = np.random.default_rng(seed).permutation(ids.shape[0])
+        other = rerank(query, ids[perm], feats[perm], hamming[perm], 50, weight, bits=64)
+        np.testing.assert_array_equal(other.ids, base.ids)
+        np.testing.assert_array_equal(other.score, base.score)
+        np.testing.assert_array_equal(perm[other.order], base.order)
+
+
+def test_matches_full_sort_reference() -> None:
+    query, ids, feats, hamming = _random_candidates(seed=2, n=200, d=16)
+    ranked = rerank(query, ids, feats, hamming, k=25)
+    f = feats.astype(np.float64)
+    cos = f @ query / (np.linalg.norm(f, axis=1) * np.linalg.norm(query))
+    sim = (cos + 1) / 2
+    np.testing.assert_allclose(ranked.similarity, sim[ranked.order], atol=1e-5)
+    assert np.all(np.diff(ranked.score) <= 0)
+    # Within equal scores the ids increase; the best 25 are the 25 largest similarities.
+    same = np.diff(ranked.score) == 0
+    assert np.all(np.diff(ranked.ids)[same] > 0)
+    assert ranked.similarity.min() >= np.sort(sim)[-25] - 1e-5
+
+
+def test_k_clamped_and_similarity_in_unit_interval() -> None:
+    query, ids, feats, hamming = _random_candidates(seed=3, n=12, d=8)
+    ranked = rerank(query, ids, feats, hamming, k=100)
+    assert ranked.ids.shape == (12,)
+    assert ranked.similarity.min() >= 0.0 and ranked.similarity.max() <= 1.0
+
+
+def test_zero_feature_gets_neutral_similarity() -> None:
+    ranked = rerank(np.ones(4, np.float32), np.array([1]), np.zeros((1, 4)), np.array([0]), 1)
+    np.testing.assert_allclose(ranked.similarity, [0.5])
+
+
+def test_batch_equals_single_queries() -> None:
+    rng = np.random.default_rng(4)
+    queries = rng.standard_normal((3, 16)).astype(np.float32)
+    feats = rng.standard_normal((3, 40, 16)).astype(np.float32)
+    ids = np.stack([rng.permutation(100)[:40] for _ in range(3)]).astype(np.int64)
+    hamming = rng.integers(0, 17, (3, 40))
+    batch = rerank_batch(queries, ids, feats, hamming, 10, 0.2, bits=16)
+    for row, got in enumerate(batch):
+        single = rerank(queries[row], ids[row], feats[row], hamming[row], 10, 0.2, bits=16)
+        np.testing.assert_array_equal(got.ids, single.ids)
+        np.testing.assert_array_equal(got.score, single.score)
+
+
+@pytest.mark.parametrize(
+    ("ids", "hamming", "message"),
+    [
+        (np.array([1, 1, 2]), np.zeros(3, int), "unique"),
+        (np.array([1, 2]), np.zeros(3, int), "candidate_ids"),
+        (np.array([1, 2, 3]), np.zeros(3, float), "hamming"),
+    ],
+)
+def test_rejects_bad_input(ids: np.ndarray, hamming: np.ndarray, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        rerank(np.ones(2, np.float32), ids, np.ones((3, 2), np.float32), hamming, 2)
