@@ -1,0 +1,1 @@
+"""ACIR retrieval service: settings, storage, services, HTTP API and the server factory."""

@@ -1,0 +1,1 @@
+"""HTTP layer: routers, schemas, dependencies (auth, runtime) and the body size limit."""

@@ -1,0 +1,1 @@
+"""Routers: search, admin (index/delete), catalog (images, stats), operations (health, metrics)."""

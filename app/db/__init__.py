@@ -1,0 +1,1 @@
+"""Database models, engine/session helpers and migration entry points."""

@@ -1,0 +1,1 @@
+"""Service layer: ingestion, search, deletion, stats and audit. Raises `ServiceError`s only."""

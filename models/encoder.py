@@ -1,0 +1,65 @@
+"""Raw images in; hash bits, re-ranking features and OOD scores out (indexing and serving)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from models.checkpoint import ACIRCheckpoint
+from models.network import binary_codes
+from models.ood import detector_scores
+from models.preprocess import to_model_batch
+
+
+@dataclass
+class EncodedBatch:
+    bits: np.ndarray  # bool [N, n_bits]
+    features: np.ndarray  # float32 [N, d], projected and L2-normalised
+    ood_scores: np.ndarray  # float32 [N], higher = more out of distribution
+
+
+class ImageEncoder:
+    """Wraps a checkpoint for inference; create once and share (forward passes are read-only)."""
+
+    def __init__(self, ckpt: ACIRCheckpoint, threads: int | None = None) -> None:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.ckpt = ckpt
+        self.ckpt.network.eval()
+        if self.ckpt.decoder is not None:
+            self.ckpt.decoder.eval()
+
+    @property
+    def bits(self) -> int:
+        return self.ckpt.bits
+
+    @property
+    def feature_dim(self) -> int:
+        return self.ckpt.projection.output_dim
+
+    @property
+    def ood_threshold(self) -> float:
+        return float(self.ckpt.ood.threshold)
+
+    @property
+    def ood_detector(self) -> str:
+        return self.ckpt.ood.detector
+
+    def encode(self, images: Sequence[np.ndarray]) -> EncodedBatch:
+        """Encode decoded images (2-D grayscale or H×W×C arrays of any dtype)."""
+        if len(images) == 0:
+            raise ValueError("encode needs at least one image")
+        batch = to_model_batch(list(images), self.ckpt.preprocess)
+        with torch.inference_mode():
+            out = self.ckpt.network(batch)
+            scores = detector_scores(self.ckpt.ood, batch, out, self.ckpt.decoder)
+            bits = binary_codes(out.u).numpy()
+        features = self.ckpt.projection.apply(out.feature.numpy())
+        return EncodedBatch(
+            bits=bits.astype(bool),
+            features=features,
+            ood_scores=np.asarray(scores, dtype=np.float32),
+        )

@@ -1,0 +1,326 @@
+"""Out-of-distribution detectors for the ACIR gate (every score: higher = more OOD).
+
+Detectors read the quantities one forward pass gives (blended feature, class logits, and the
+stage-2 decoder's reconstruction of the input). Feature statistics are fitted on the training
+split; the threshold is calibrated on in-distribution validation images so that a chosen share of
+them (``target_fpr``) would be rejected. The gate rejects an image when ``score > threshold``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from models.network import ACIROutput
+
+logger = logging.getLogger(__name__)
+
+DETECTORS: tuple[str, ...] = ("reconstruction", "mahalanobis", "knn", "energy", "msp", "combined")
+DEFAULT_DETECTOR = "combined"
+# Detectors whose standardised scores the ``combined`` detector takes the maximum of.
+COMBINED_MEMBERS: tuple[str, ...] = ("reconstruction", "mahalanobis", "knn")
+KNN_BANK_SIZE = 4096
+KNN_K = 10
+MAHALANOBIS_SHRINKAGE = 0.1
+
+
+@dataclass
+class OODState:
+    """Which detector gates queries, its fitted statistics and the calibrated threshold."""
+
+    detector: str = "reconstruction"
+    threshold: float = math.inf
+    target_fpr: float = 0.05
+    stats: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_detector(self.detector)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "detector": self.detector,
+            "threshold": float(self.threshold),
+            "target_fpr": float(self.target_fpr),
+            "stats": {k: np.asarray(v).copy() for k, v in self.stats.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OODState:
+        stats = {str(k): np.asarray(v) for k, v in dict(d.get("stats") or {}).items()}
+        return cls(
+            detector=str(d.get("detector", "reconstruction")),
+            threshold=float(d.get("threshold", math.inf)),
+            target_fpr=float(d.get("target_fpr", 0.05)),
+            stats=stats,
+        )
+
+
+def check_detector(name: str) -> str:
+    if name not in DETECTORS:
+        raise ValueError(f"unknown OOD detector {name!r}; valid: {', '.join(DETECTORS)}")
+    return name
+
+
+@dataclass
+class OODInputs:
+    """Per-image quantities the detectors read, as numpy (so scoring needs no graph)."""
+
+    feature: np.ndarray  # float32 [B, d], raw blended feature
+    logits: np.ndarray  # float32 [B, K]
+    recon_error: np.ndarray | None  # float32 [B], None when no decoder was run
+
+    @staticmethod
+    def concat(parts: list[OODInputs]) -> OODInputs:
+        errors = [p.recon_error for p in parts]
+        return OODInputs(
+            feature=np.concatenate([p.feature for p in parts]),
+            logits=np.concatenate([p.logits for p in parts]),
+            recon_error=None if any(e is None for e in errors) else np.concatenate(errors),  # type: ignore[arg-type]
+        )
+
+
+def reconstruction_error(images: Tensor, deep: Tensor, decoder: nn.Module) -> np.ndarray:
+    """Mean squared error per image between ``decoder(deep)`` and the network input."""
+    with torch.inference_mode():
+        recon = decoder(deep)
+        error = (recon - images).pow(2).flatten(1).mean(dim=1)
+    return error.detach().cpu().numpy().astype(np.float32)
+
+
+def ood_inputs(images: Tensor, out: ACIROutput, decoder: nn.Module | None) -> OODInputs:
+    """Collect detector inputs from one forward pass (decoder optional)."""
+    error = None if decoder is None else reconstruction_error(images, out.deep, decoder)
+    return OODInputs(
+        feature=out.feature.detach().cpu().numpy().astype(np.float32),
+        logits=out.logits.detach().cpu().numpy().astype(np.float32),
+        recon_error=error,
+    )
+
+
+def collect_inputs(
+    network: nn.Module, decoder: nn.Module | None, images: Tensor, batch_size: int = 256
+) -> OODInputs:
+    """Batched eval-mode forward passes over preprocessed images (B×C×S×S in [0,1])."""
+    network.eval()
+    if decoder is not None:
+        decoder.eval()
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size]
+            parts.append(ood_inputs(batch, network(batch), decoder))
+    return OODInputs.concat(parts)
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _logsumexp(logits: np.ndarray) -> np.ndarray:
+    top = logits.max(axis=1, keepdims=True)
+    return (top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True)))[:, 0]
+
+
+def energy_score(logits: np.ndarray) -> np.ndarray:
+    """Negative free energy, −logsumexp(logits): confident in-distribution logits score low."""
+    return (-_logsumexp(np.asarray(logits, dtype=np.float64))).astype(np.float32)
+
+
+def msp_score(logits: np.ndarray) -> np.ndarray:
+    """Negative maximum softmax probability."""
+    logits = np.asarray(logits, dtype=np.float64)
+    prob_max = np.exp(logits.max(axis=1) - _logsumexp(logits))
+    return (-prob_max).astype(np.float32)
+
+
+def _require(stats: dict[str, np.ndarray], keys: tuple[str, ...], detector: str) -> None:
+    missing = [k for k in keys if k not in stats]
+    if missing:
+        raise ValueError(f"OOD detector {detector!r} is not fitted (missing {missing})")
+
+
+def mahalanobis_score(feature: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarray:
+    """Smallest class-conditional Mahalanobis distance (shared covariance) of L2-normalised f."""
+    _require(stats, ("maha_means", "maha_precision"), "mahalanobis")
+    x = _normalise(feature).astype(np.float64)
+    means = stats["maha_means"].astype(np.float64)
+    precision = stats["maha_precision"].astype(np.float64)
+    xp, mp = x @ precision, means @ precision
+    # (x-m)ᵀP(x-m) = xᵀPx − 2 xᵀPm + mᵀPm for every pair at once
+    dist = (xp * x).sum(1)[:, None] - 2.0 * xp @ means.T + (mp * means).sum(1)[None, :]
+    return dist.min(axis=1).astype(np.float32)
+
+
+def knn_score(feature: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarray:
+    """Cosine distance to the k-th nearest training feature in the stored bank."""
+    _require(stats, ("knn_bank", "knn_k"), "knn")
+    bank = stats["knn_bank"].astype(np.float32)
+    k = int(min(int(stats["knn_k"]), len(bank)))
+    sims = _normalise(feature) @ bank.T
+    kth = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
+    return (1.0 - kth).astype(np.float32)
+
+
+def _single_score(stats: dict[str, np.ndarray], inputs: OODInputs, name: str) -> np.ndarray:
+    if name == "reconstruction":
+        if inputs.recon_error is None:
+            raise ValueError("the reconstruction detector needs a decoder")
+        return inputs.recon_error.astype(np.float32)
+    if name == "mahalanobis":
+        return mahalanobis_score(inputs.feature, stats)
+    if name == "knn":
+        return knn_score(inputs.feature, stats)
+    if name == "energy":
+        return energy_score(inputs.logits)
+    if name == "msp":
+        return msp_score(inputs.logits)
+    raise ValueError(f"{name!r} is not a single detector")
+
+
+def combined_score(stats: dict[str, np.ndarray], inputs: OODInputs) -> np.ndarray:
+    """Max over member detectors of their score standardised by in-distribution val mean/std."""
+    _require(stats, ("combined_members", "combined_mean", "combined_std"), "combined")
+    members = [DETECTORS[int(i)] for i in stats["combined_members"]]
+    z = [
+        (_single_score(stats, inputs, name) - stats["combined_mean"][j]) / stats["combined_std"][j]
+        for j, name in enumerate(members)
+    ]
+    return np.max(np.stack(z), axis=0).astype(np.float32)
+
+
+def scores_from_inputs(
+    state: OODState, inputs: OODInputs, detector: str | None = None
+) -> np.ndarray:
+    """Scores of ``detector`` (default: the state's) from precomputed inputs, float32 [B]."""
+    name = check_detector(detector or state.detector)
+    if name == "combined":
+        return combined_score(state.stats, inputs)
+    return _single_score(state.stats, inputs, name)
+
+
+def _needs_decoder(state: OODState, name: str) -> bool:
+    if name == "reconstruction":
+        return True
+    if name != "combined" or "combined_members" not in state.stats:
+        return False
+    return DETECTORS.index("reconstruction") in set(state.stats["combined_members"].tolist())
+
+
+def detector_scores(
+    state: OODState,
+    images: Tensor,
+    out: ACIROutput,
+    decoder: nn.Module | None,
+    detector: str | None = None,
+) -> np.ndarray:
+    """float32 [B] OOD scores (higher = more OOD); ``images`` is the preprocessed network input."""
+    name = check_detector(detector or state.detector)
+    use_decoder = decoder if _needs_decoder(state, name) else None
+    return scores_from_inputs(state, ood_inputs(images, out, use_decoder), name)
+
+
+def calibrate_threshold(val_scores: np.ndarray, target_fpr: float) -> float:
+    """Threshold with at most ``floor(target_fpr·n)`` in-distribution scores strictly above it."""
+    if not 0.0 <= target_fpr < 1.0:
+        raise ValueError(f"target_fpr must be in [0, 1), got {target_fpr}")
+    scores = np.sort(np.asarray(val_scores, dtype=np.float64).ravel())
+    scores = scores[np.isfinite(scores)]
+    if scores.size == 0:
+        raise ValueError("calibrate_threshold needs at least one finite score")
+    allowed = math.floor(target_fpr * scores.size + 1e-9)
+    return float(scores[scores.size - 1 - allowed])
+
+
+def fit_mahalanobis(
+    feature: np.ndarray, labels: np.ndarray, shrinkage: float = MAHALANOBIS_SHRINKAGE
+) -> dict[str, np.ndarray]:
+    """Class means and a shrunk shared precision matrix of L2-normalised features."""
+    x = _normalise(feature).astype(np.float64)
+    classes = np.unique(labels)
+    means = np.stack([x[labels == c].mean(axis=0) for c in classes])
+    centred = x - means[np.searchsorted(classes, labels)]
+    cov = centred.T @ centred / max(len(x) - 1, 1)
+    # Shrink towards a scaled identity: few samples per dimension make the raw covariance singular.
+    target = np.trace(cov) / cov.shape[0] * np.eye(cov.shape[0])
+    cov = (1.0 - shrinkage) * cov + shrinkage * target + 1e-9 * np.eye(cov.shape[0])
+    return {
+        "maha_means": means.astype(np.float32),
+        "maha_precision": np.linalg.inv(cov).astype(np.float32),
+    }
+
+
+def fit_knn(
+    feature: np.ndarray, bank_size: int = KNN_BANK_SIZE, k: int = KNN_K, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """A seeded subsample of normalised training features to measure neighbour distances to."""
+    x = _normalise(feature)
+    if len(x) > bank_size:
+        x = x[np.sort(np.random.default_rng(seed).choice(len(x), bank_size, replace=False))]
+    return {"knn_bank": x.astype(np.float32), "knn_k": np.asarray(min(k, len(x)), dtype=np.int64)}
+
+
+def fit_combined(
+    stats: dict[str, np.ndarray], val: OODInputs, members: tuple[str, ...] = COMBINED_MEMBERS
+) -> dict[str, np.ndarray]:
+    """Per-member mean/std of in-distribution val scores, for standardising before the max."""
+    usable = [m for m in members if m != "reconstruction" or val.recon_error is not None]
+    scores = [_single_score(stats, val, m).astype(np.float64) for m in usable]
+    return {
+        "combined_members": np.asarray([DETECTORS.index(m) for m in usable], dtype=np.int64),
+        "combined_mean": np.asarray([s.mean() for s in scores], dtype=np.float32),
+        "combined_std": np.asarray([max(s.std(), 1e-12) for s in scores], dtype=np.float32),
+    }
+
+
+def fit_stats(
+    train: OODInputs, val: OODInputs, train_labels: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """All detectors' statistics: feature ones from train, standardisation from val."""
+    labels = train.logits.argmax(axis=1) if train_labels is None else np.asarray(train_labels)
+    stats = {**fit_mahalanobis(train.feature, labels), **fit_knn(train.feature)}
+    stats.update(fit_combined(stats, val))
+    return stats
+
+
+def state_from_inputs(
+    train: OODInputs,
+    val: OODInputs,
+    detector: str = DEFAULT_DETECTOR,
+    target_fpr: float = 0.05,
+    train_labels: np.ndarray | None = None,
+) -> OODState:
+    """Fit statistics and calibrate the chosen detector's threshold on val scores."""
+    state = OODState(detector=check_detector(detector), target_fpr=target_fpr)
+    state.stats = fit_stats(train, val, train_labels)
+    state.threshold = calibrate_threshold(scores_from_inputs(state, val), target_fpr)
+    logger.info(
+        "OOD gate %s: threshold %.5g at target FPR %.3f", detector, state.threshold, target_fpr
+    )
+    return state
+
+
+def fit_ood_state(
+    network: nn.Module,
+    decoder: nn.Module | None,
+    train_images: Tensor,
+    val_images: Tensor,
+    detector: str = DEFAULT_DETECTOR,
+    target_fpr: float = 0.05,
+    batch_size: int = 256,
+    train_labels: np.ndarray | None = None,
+) -> OODState:
+    """Fit on the TRAIN split and calibrate on in-distribution VAL images (both preprocessed).
+
+    ``train_labels`` (optional) gives the Mahalanobis classes; without them the network's own
+    predictions are used.
+    """
+    train = collect_inputs(network, decoder, train_images, batch_size)
+    val = collect_inputs(network, decoder, val_images, batch_size)
+    return state_from_inputs(train, val, detector, target_fpr, train_labels)

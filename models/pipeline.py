@@ -1,0 +1,136 @@
+"""End-to-end model building: data → stage 1 → stage 2 → projection + OOD fit → checkpoint,
+and evaluation of a checkpoint on a data set's query/database splits."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.checkpoint import ACIRCheckpoint, default_preprocess, load_checkpoint, new_checkpoint
+from models.config import ModelConfig
+from models.data import load_split
+from models.metrics import hamming_ranking, retrieval_metrics
+from models.ood import fit_ood_state
+from models.preprocess import PreprocessSpec, to_model_batch
+from models.projection import fit_projection
+from models.training import (
+    TrainingData,
+    TrainSettings,
+    encode_images,
+    train_decoder,
+    train_hashing,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def load_training_data(data_dir: Path, spec: PreprocessSpec) -> TrainingData:
+    return TrainingData(
+        train=load_split(data_dir, "train"),
+        val=load_split(data_dir, "val"),
+        db=load_split(data_dir, "db"),
+        spec=spec,
+    )
+
+
+def _batch(images: np.ndarray, spec: PreprocessSpec) -> torch.Tensor:
+    return to_model_batch(list(images), spec)
+
+
+def finish_checkpoint(
+    ckpt: ACIRCheckpoint,
+    data: TrainingData,
+    settings: TrainSettings,
+    detector: str,
+    target_fpr: float,
+    projection_dim: int,
+    progress: bool = True,
+) -> None:
+    """Stage 2 + feature projection + OOD statistics/threshold, in place."""
+    ckpt.decoder = train_decoder(ckpt.network, ckpt.config, data, settings, progress=progress)
+    _, train_features = encode_images(ckpt.network, data.train, data.spec)
+    ckpt.projection = fit_projection(train_features, projection_dim)
+    torch.set_num_threads(settings.threads)
+    ckpt.ood = fit_ood_state(
+        ckpt.network,
+        ckpt.decoder,
+        _batch(data.train.images, data.spec),
+        _batch(data.val.images, data.spec),
+        detector=detector,
+        target_fpr=target_fpr,
+    )
+
+
+def train_checkpoint(
+    config: ModelConfig,
+    data_dir: Path,
+    settings: TrainSettings,
+    run_dir: Path,
+    detector: str,
+    target_fpr: float = 0.05,
+    projection_dim: int = 128,
+    resume: bool = False,
+    progress: bool = True,
+) -> ACIRCheckpoint:
+    """Both training stages and the OOD fit; returns an unsaved checkpoint."""
+    spec = default_preprocess(config)
+    data = load_training_data(data_dir, spec)
+    started = time.perf_counter()
+    result = train_hashing(
+        config, data, settings, run_dir=run_dir, resume=resume, progress=progress
+    )
+    ckpt = new_checkpoint(config, data.train.class_names, seed=settings.seed)
+    ckpt.network = result.network
+    finish_checkpoint(ckpt, data, settings, detector, target_fpr, projection_dim, progress)
+    ckpt.training = {
+        "settings": asdict(settings),
+        "best_epoch": result.best_epoch,
+        "best_val_map": result.best_val_map,
+        "history": result.history,
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "data_dir_name": Path(data_dir).name,
+    }
+    return ckpt
+
+
+def retrain_stage2(
+    ckpt_path: Path,
+    data_dir: Path,
+    settings: TrainSettings,
+    detector: str,
+    target_fpr: float = 0.05,
+    projection_dim: int = 128,
+    progress: bool = True,
+) -> ACIRCheckpoint:
+    """Stage 2 alone on an existing checkpoint (stage-1 weights untouched)."""
+    ckpt = load_checkpoint(ckpt_path)
+    data = load_training_data(data_dir, ckpt.preprocess)
+    finish_checkpoint(ckpt, data, settings, detector, target_fpr, projection_dim, progress)
+    return ckpt
+
+
+def evaluate_checkpoint(ckpt: ACIRCheckpoint, data_dir: Path) -> dict[str, Any]:
+    """Hamming retrieval metrics: queries = query split, database = db split."""
+    query = load_split(data_dir, "query")
+    database = load_split(data_dir, "db")
+    q_bits, q_feats = encode_images(ckpt.network, query, ckpt.preprocess)
+    db_bits, db_feats = encode_images(ckpt.network, database, ckpt.preprocess)
+    metrics = retrieval_metrics(hamming_ranking(q_bits, db_bits), query.labels, database.labels)
+    return {
+        "metrics": metrics,
+        "n_queries": len(query.labels),
+        "n_database": len(database.labels),
+        "bits": ckpt.bits,
+        "query_bits": q_bits,
+        "db_bits": db_bits,
+        "query_features": ckpt.projection.apply(q_feats),
+        "db_features": ckpt.projection.apply(db_feats),
+        "query_labels": query.labels,
+        "db_labels": database.labels,
+    }
