@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from types import TracebackType
 
 
 class ReadWriteLock:
     """Many readers at once, or one writer alone. Not re-entrant: do not nest acquisitions.
 
     Waiting writers block new readers, so a steady stream of searches cannot starve an update.
+    `read()` and `write()` return plain context-manager objects (no generator per use: this lock
+    sits on the per-query search path).
     """
 
     def __init__(self) -> None:
@@ -18,23 +20,28 @@ class ReadWriteLock:
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
+        self._read = _Guard(self.acquire_read, self.release_read)
+        self._write = _Guard(self.acquire_write, self.release_write)
 
-    @contextmanager
-    def read(self) -> Iterator[None]:
+    def read(self) -> _Guard:
+        return self._read
+
+    def write(self) -> _Guard:
+        return self._write
+
+    def acquire_read(self) -> None:
         with self._cond:
             while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
 
-    @contextmanager
-    def write(self) -> Iterator[None]:
+    def release_read(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            if self._readers == 0:
+                self._cond.notify_all()
+
+    def acquire_write(self) -> None:
         with self._cond:
             self._writers_waiting += 1
             try:
@@ -43,9 +50,29 @@ class ReadWriteLock:
             finally:
                 self._writers_waiting -= 1
             self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
+
+    def release_write(self) -> None:
+        with self._cond:
+            self._writer = False
+            self._cond.notify_all()
+
+
+class _Guard:
+    """Stateless `with` adapter around an acquire/release pair (safe to share between threads)."""
+
+    __slots__ = ("_acquire", "_release")
+
+    def __init__(self, acquire: Callable[[], None], release: Callable[[], None]) -> None:
+        self._acquire = acquire
+        self._release = release
+
+    def __enter__(self) -> None:
+        self._acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._release()

@@ -1,9 +1,11 @@
 """Exact Hamming search over packed binary codes with stable int64 ids (FAISS binary flat index).
 
 Results are ordered by (Hamming distance, id). FAISS gives no order among equal distances and may
-cut a tie group at the k-th distance arbitrarily, so every search fetches a margin past k and, when
-the tie group at the k-th distance may continue past the fetched rows, re-reads the whole group with
-a range search before sorting. The answer therefore never depends on insertion order.
+cut the tie group at the k-th distance arbitrarily, so the group is always completed before the
+final sort: a single query takes exactly k from the heap search and then re-reads everything at
+distance <= the k-th one with a range search (a heap-free scan, measured cheaper than the heap
+margin that would make the re-read rare); a batch of queries fetches a margin past k and re-reads
+only the rows whose tie group may continue past it. The answer never depends on insertion order.
 
 Thread safety: searches, `ids`, `contains` and the serialisation step of `save` share a read lock
 and run concurrently; `add` and `remove` take the write lock and run alone (FAISS CPU indexes are
@@ -122,9 +124,26 @@ class BinaryIndex:
     def search_candidates(
         self, query_code: np.ndarray, n_candidates: int, allowed_ids: np.ndarray | None = None
     ) -> SearchResult:
-        """Candidates for re-ranking for one query: (distances int32 [n], ids int64 [n])."""
-        dist, ids = self.search(_one_query(query_code), n_candidates, allowed_ids)
-        return dist[0], ids[0]
+        """Candidates for re-ranking for one query: (distances int32 [n], ids int64 [n]).
+
+        Same answer as `search` for one query, on the cheaper single-query path.
+        """
+        query = _one_query(query_code)
+        check_codes(query, self.code_size)
+        if n_candidates < 1:
+            raise ValueError(f"n_candidates must be >= 1, got {n_candidates}")
+        query = np.ascontiguousarray(query)
+        with self._lock.read():
+            selector, n_eligible = self._selection(allowed_ids)
+            k_out = min(n_candidates, n_eligible)
+            if k_out == 0:
+                return np.empty(0, np.int32), np.empty(0, np.int64)
+            params = _search_params(selector)
+            dist, ids = self._index.search(query, k_out, params=params)
+            if k_out == n_eligible:  # everything eligible was returned: no tie group is cut
+                return _top_k(dist[0], ids[0], k_out)
+            dist, ids = self._range(query, int(dist[0, -1]), params)
+        return _top_k(dist, ids, k_out)
 
     def search_radius(
         self, query_code: np.ndarray, max_distance: int, allowed_ids: np.ndarray | None = None
@@ -162,15 +181,14 @@ class BinaryIndex:
         kth = int(dist[k_out - 1])
         if truncated and int(dist[-1]) == kth:
             dist, ids = self._range(query[None, :], kth, params)
-        order = np.lexsort((ids, dist))[:k_out]
-        return dist[order].astype(np.int32), ids[order].astype(np.int64)
+        return _top_k(dist, ids, k_out)
 
     def _range(
         self, query: np.ndarray, max_distance: int, params: faiss.SearchParameters | None
     ) -> SearchResult:
         # FAISS range search is strict (< radius), hence the + 1.
         _, dist, ids = self._index.range_search(query, int(max_distance) + 1, params=params)
-        return dist.astype(np.int32), ids.astype(np.int64)
+        return dist.astype(np.int32), ids.astype(np.int64, copy=False)
 
     # -------------------------------------------------------------- persistence
     def save(self, directory: Path, checkpoint_sha256: str) -> None:
@@ -225,6 +243,33 @@ class BinaryIndex:
         built = cls(bits)
         built.add(ids, codes)
         return built
+
+
+def _top_k(dist: np.ndarray, ids: np.ndarray, k: int) -> SearchResult:
+    """The k smallest (distance, id) pairs, in that order, from a set that holds every code
+    closer than the k-th distance and (at least the needed part of) the k-th distance group."""
+    dist = dist.astype(np.int32, copy=False)
+    ids = ids.astype(np.int64, copy=False)
+    if dist.shape[0] > _SHRINK_ABOVE * k:
+        dist, ids = _shrink_tie_group(dist, ids, k)
+    order = np.lexsort((ids, dist))[:k]
+    return dist[order], ids[order]
+
+
+# Sorting a few hundred rows outright is cheaper than shrinking first (fewer numpy calls); a
+# huge tie group (clustered codes, many duplicates) is cut to k rows before the sort.
+_SHRINK_ABOVE = 8
+
+
+def _shrink_tie_group(dist: np.ndarray, ids: np.ndarray, k: int) -> SearchResult:
+    kth = np.partition(dist, k - 1)[k - 1]
+    closer = dist < kth
+    tied = ids[dist == kth]
+    need = k - int(np.count_nonzero(closer))
+    if need < tied.shape[0]:  # keep the smallest ids of the tie group
+        tied = np.partition(tied, need - 1)[:need]
+    ids = np.concatenate([ids[closer], tied])
+    return np.concatenate([dist[closer], np.full(need, kth, np.int32)]), ids
 
 
 def _fetch_size(k: int) -> int:

@@ -3,9 +3,9 @@
 score = similarity − hamming_weight · hamming / bits, with similarity = (cos + 1) / 2 ∈ [0, 1]
 computed on L2-normalised features. Candidates are ordered by (−score, id): the id is the final,
 unique key, so the list is the same whatever order the candidates arrive in. Each candidate's score
-is computed by the same per-row `einsum` reduction, so it does not depend on the candidate's
-position either (a BLAS matrix-vector product, which may treat tail rows differently, would not
-guarantee that; the tests check duplicate rows score identically at every position).
+is computed by the same per-row `vecdot` reduction, so it does not depend on the candidate's
+position either (a BLAS matrix-vector product treats tail rows differently and does not
+guarantee that, measured; the tests check duplicate rows score identically at every position).
 """
 
 from __future__ import annotations
@@ -37,24 +37,28 @@ def rerank(
     hamming_weight: float = 0.0,
     *,
     bits: int | None = None,
+    check_unique: bool = True,
 ) -> RankedList:
     """Re-rank n candidates of one query by content similarity; keep the best k' = min(k, n).
 
     `bits` (the code length) normalises the Hamming term and is required when hamming_weight != 0.
+    `check_unique=False` skips the check that ids are unique, for callers that guarantee it (the
+    index never returns an id twice). Same result as `rerank_batch` on a batch of one, without
+    the batch bookkeeping (this is the per-request path of the service).
     """
     query = np.asarray(query_feature)
     if query.ndim != 1:
         raise ValueError(f"query_feature must be 1-D [d], got shape {query.shape}")
-    ranked = rerank_batch(
-        query[None, :],
-        np.asarray(candidate_ids)[None, :],
-        np.asarray(candidate_features)[None, :, :],
-        np.asarray(hamming)[None, :],
-        k,
-        hamming_weight,
-        bits=bits,
-    )
-    return ranked[0]
+    ids, feats, ham = (np.asarray(a) for a in (candidate_ids, candidate_features, hamming))
+    if feats.ndim != 2:
+        raise ValueError(f"candidate_features must be 2-D [n, d], got shape {feats.shape}")
+    _check_inputs(query[None, :], ids[None, :], feats[None, :, :], ham[None, :], k, check_unique)
+    similarity = _similarity(query, feats)
+    score = _score(similarity, ham, hamming_weight, bits)
+    ids = ids.astype(np.int64, copy=False)
+    order = np.lexsort((ids, -score))[:k]
+    return RankedList(ids[order], similarity[order], ham[order].astype(np.int32), score[order],
+                      order.astype(np.int64, copy=False))  # fmt: skip
 
 
 def rerank_batch(
@@ -69,13 +73,8 @@ def rerank_batch(
 ) -> list[RankedList]:
     """Vectorised `rerank` for Q queries of n candidates: shapes [Q,d], [Q,n], [Q,n,d], [Q,n]."""
     _check_inputs(query_features, candidate_ids, candidate_features, hamming, k)
-    if hamming_weight and not bits:
-        raise ValueError("bits (the code length) is required when hamming_weight != 0")
     similarity = _similarity(query_features, candidate_features)
-    score = similarity
-    if hamming_weight:
-        assert bits is not None
-        score = similarity - np.float32(hamming_weight / bits) * hamming.astype(np.float32)
+    score = _score(similarity, hamming, hamming_weight, bits)
     ids = candidate_ids.astype(np.int64, copy=False)
     order = np.lexsort((ids, -score), axis=-1)[:, :k]
     return [
@@ -90,14 +89,30 @@ def rerank_batch(
     ]
 
 
+def _score(
+    similarity: np.ndarray, hamming: np.ndarray, hamming_weight: float, bits: int | None
+) -> np.ndarray:
+    if not hamming_weight:
+        return similarity
+    if not bits:
+        raise ValueError("bits (the code length) is required when hamming_weight != 0")
+    return similarity - np.float32(hamming_weight / bits) * hamming.astype(np.float32)
+
+
 def _similarity(query_features: np.ndarray, candidate_features: np.ndarray) -> np.ndarray:
-    """(cos + 1) / 2 as float32 [Q, n]; features are normalised here whatever the caller did."""
+    """(cos + 1) / 2 as float32 [..., n] for queries [..., d] and candidates [..., n, d].
+
+    Features are normalised here whatever the caller did.
+    """
     query = query_features.astype(np.float32)
-    query /= np.maximum(np.sqrt(np.einsum("qd,qd->q", query, query))[:, None], _EPS)
+    query /= np.maximum(np.sqrt(np.vecdot(query, query))[..., None], _EPS)
     feats = candidate_features.astype(np.float32, copy=False)
-    norms = np.sqrt(np.einsum("qnd,qnd->qn", feats, feats))
-    cos = np.einsum("qnd,qd->qn", feats, query) / np.maximum(norms, _EPS)
-    return ((np.clip(cos, -1.0, 1.0) + 1.0) / 2.0).astype(np.float32)
+    cos = np.vecdot(feats, query[..., None, :])
+    cos /= np.maximum(np.sqrt(np.vecdot(feats, feats)), _EPS)
+    np.clip(cos, -1.0, 1.0, out=cos)
+    cos += 1.0
+    cos *= 0.5
+    return cos
 
 
 def _check_inputs(
@@ -106,6 +121,7 @@ def _check_inputs(
     candidate_features: np.ndarray,
     hamming: np.ndarray,
     k: int,
+    check_unique: bool = True,
 ) -> None:
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -115,7 +131,11 @@ def _check_inputs(
     if query_features.shape != (n_query, dim):
         raise ValueError(f"query features {query_features.shape} do not match {(n_query, dim)}")
     for name, arr in (("candidate_ids", candidate_ids), ("hamming", hamming)):
-        if arr.shape != (n_query, n_cand) or not np.issubdtype(arr.dtype, np.integer):
+        if arr.shape != (n_query, n_cand) or arr.dtype.kind not in "iu":
             raise ValueError(f"{name} must be an integer array of shape {(n_query, n_cand)}")
-    if n_cand > 1 and (np.diff(np.sort(candidate_ids, axis=-1), axis=-1) == 0).any():
+    if (
+        check_unique
+        and n_cand > 1
+        and (np.diff(np.sort(candidate_ids, axis=-1), axis=-1) == 0).any()
+    ):
         raise ValueError("candidate ids must be unique per query (the id breaks ties)")

@@ -319,3 +319,24 @@ def test_concurrent_searches_and_updates() -> None:
     assert not errors
     keep = np.isin(ids, index.ids())
     _assert_same(index.search(codes, 10), _brute(codes, ids[keep], codes[keep], 10))
+
+
+@pytest.mark.parametrize("n_candidates", [1, 7, 25, 90, 400])
+def test_search_candidates_single_query_path_equals_brute_force(n_candidates: int) -> None:
+    # Few distinct codes: tie groups far larger than n, cut at the boundary on most queries.
+    ids, codes = _data(seed=13, n=300, n_distinct=6)
+    queries = np.concatenate([codes[:3], _data(seed=14, n=3)[1]])
+    allowed = ids[::3]
+    subset = np.isin(ids, allowed)
+    index = BinaryIndex(64)
+    perm = np.random.default_rng(15).permutation(ids.shape[0])
+    index.add(ids[perm], codes[perm])
+    for query in queries:
+        want = _brute(query[None], ids, codes, min(n_candidates, 300))
+        dist, got = index.search_candidates(query, n_candidates)
+        _assert_same((dist[None], got[None]), want)
+        want = _brute(query[None], ids[subset], codes[subset], min(n_candidates, 100))
+        dist, got = index.search_candidates(query, n_candidates, allowed)
+        _assert_same((dist[None], got[None]), want)
+    with pytest.raises(ValueError):
+        index.search_candidates(queries[0], 0)

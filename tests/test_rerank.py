@@ -109,3 +109,15 @@ def test_batch_equals_single_queries() -> None:
 def test_rejects_bad_input(ids: np.ndarray, hamming: np.ndarray, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         rerank(np.ones(2, np.float32), ids, np.ones((3, 2), np.float32), hamming, 2)
+
+
+def test_single_query_path_equals_batch_and_skipping_the_unique_check() -> None:
+    query, ids, feats, hamming = _random_candidates(seed=5, n=120, d=24)
+    single = rerank(query, ids, feats, hamming, 30, 0.4, bits=64)
+    fast = rerank(query, ids, feats, hamming, 30, 0.4, bits=64, check_unique=False)
+    batch = rerank_batch(query[None], ids[None], feats[None], hamming[None], 30, 0.4, bits=64)[0]
+    for got in (fast, batch):
+        np.testing.assert_array_equal(got.ids, single.ids)
+        np.testing.assert_array_equal(got.score, single.score)
+        np.testing.assert_array_equal(got.order, single.order)
+    assert single.similarity.dtype == np.float32 and single.hamming.dtype == np.int32

@@ -15,6 +15,7 @@ from app.db.models import ImageRecord
 from app.decode import decode_image
 from app.errors import InvalidParameterError, OutOfDistributionError
 from app.services.audit import write_event
+from app.services.features import FeatureStore
 from app.services.gate import accepts
 from app.services.runtime import Runtime
 from index import pack_bits, rerank
@@ -126,18 +127,32 @@ def _allowed_ids(rt: Runtime, filters: Filters) -> np.ndarray:
 def _rerank(
     rt: Runtime, feature: np.ndarray, ids: np.ndarray, hamming: np.ndarray, k: int
 ) -> list[tuple[int, int, float]]:
-    """(id, hamming, similarity) best first, ties broken by id (see index.rerank)."""
-    present, feats = rt.features.get(ids)
-    if present.size == 0:
-        return []
-    keep = np.isin(ids, present)
-    ids, hamming = ids[keep], hamming[keep]  # same order as `present`
     weight = rt.settings.hamming_weight
-    ranked = rerank(feature, ids, feats, hamming, k, weight, bits=rt.index.bits)
-    return [
-        (int(i), int(h), float(s))
-        for i, h, s in zip(ranked.ids, ranked.hamming, ranked.similarity, strict=True)
-    ]
+    return rerank_candidates(rt.features, feature, ids, hamming, k, weight, rt.index.bits)
+
+
+def rerank_candidates(
+    store: FeatureStore,
+    feature: np.ndarray,
+    ids: np.ndarray,
+    hamming: np.ndarray,
+    k: int,
+    hamming_weight: float,
+    bits: int,
+) -> list[tuple[int, int, float]]:
+    """(id, hamming, similarity) best first, ties broken by id (see index.rerank).
+
+    Candidates whose features are gone (deleted since the index read) are dropped.
+    """
+    present, feats = store.take(ids)
+    if feats.shape[0] != ids.shape[0]:
+        ids, hamming = ids[present], hamming[present]
+    if ids.shape[0] == 0:
+        return []
+    # The index never returns an id twice, so the uniqueness check can be skipped.
+    ranked = rerank(feature, ids, feats, hamming, k, hamming_weight, bits=bits, check_unique=False)
+    columns = (ranked.ids.tolist(), ranked.hamming.tolist(), ranked.similarity.tolist())
+    return list(zip(*columns, strict=True))
 
 
 def _with_metadata(rt: Runtime, ranked: list[tuple[int, int, float]]) -> list[SearchHit]:
