@@ -111,6 +111,7 @@ def save_checkpoint(ckpt: ACIRCheckpoint, path: Path) -> str:
     os.close(fd)
     try:
         torch.save(payload, tmp_name)
+        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; a checkpoint is meant to be shared
         os.replace(tmp_name, path)
     finally:
         if os.path.exists(tmp_name):
