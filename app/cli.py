@@ -59,7 +59,9 @@ def train(
     decoder_epochs: Annotated[int, typer.Option()] = 8,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
-    stage: Annotated[str, typer.Option(help="all | 1 | 2 (2 = decoder + OOD on --out)")] = "all",
+    stage: Annotated[
+        str, typer.Option(help="all | 1 | 2 (decoder + OOD on --out) | ood (refit the gate only)")
+    ] = "all",
     detector: Annotated[str, typer.Option(help="OOD detector to ship.")] = "combined",
     target_fpr: Annotated[float, typer.Option(help="In-distribution false rejection.")] = 0.05,
     run_dir: Annotated[Path | None, typer.Option(help="Resumable state.")] = None,
@@ -68,7 +70,7 @@ def train(
     """Train the hashing network (stage 1), then the OOD decoder and gate (stage 2)."""
     from models.checkpoint import save_checkpoint
     from models.config import preset as make_preset
-    from models.pipeline import retrain_stage2, train_checkpoint
+    from models.pipeline import refit_ood_only, retrain_stage2, train_checkpoint
     from models.training import TrainSettings
 
     settings = TrainSettings(
@@ -81,6 +83,8 @@ def train(
     )
     if stage == "2":
         ckpt = retrain_stage2(out, data, settings, detector, target_fpr)
+    elif stage == "ood":
+        ckpt = refit_ood_only(out, data, detector, target_fpr, threads)
     elif stage in ("all", "1"):
         run_dir = run_dir or out.parent / f".run-{out.stem}"
         config = make_preset(preset, bits=bits)
@@ -88,7 +92,7 @@ def train(
             config, data, settings, run_dir, detector, target_fpr, resume=resume
         )
     else:
-        raise typer.BadParameter("stage must be all, 1 or 2", param_hint="--stage")
+        raise typer.BadParameter("stage must be all, 1, 2 or ood", param_hint="--stage")
     sha = save_checkpoint(ckpt, out)
     typer.echo(f"wrote {out} (sha256 {sha[:12]}, best val mAP {ckpt.training.get('best_val_map')})")
 

@@ -60,7 +60,12 @@ class Settings(BaseSettings):
     ingest_batch_size: int = Field(default=32, gt=0, description="images per encoder forward pass")
     audit_searches: bool = Field(default=True, description="write an audit row for every search")
     cors_origins: Origins = Field(default_factory=list)
-    torch_threads: int | None = Field(default=None, gt=0)
+    torch_threads: int | None = Field(
+        default=1,
+        gt=0,
+        description="torch threads per encode; 1 suits small CPUs, where concurrency comes from "
+        "serving several requests at once (None = torch's default)",
+    )
     faiss_threads: int = Field(
         default=1, gt=0, description="OpenMP threads per FAISS search (one query, one core)"
     )

@@ -43,6 +43,21 @@ def _batch(images: np.ndarray, spec: PreprocessSpec) -> torch.Tensor:
     return to_model_batch(list(images), spec)
 
 
+def fit_checkpoint_ood(
+    ckpt: ACIRCheckpoint, data: TrainingData, detector: str, target_fpr: float
+) -> None:
+    """OOD statistics from the train split (with its labels), threshold calibrated on val."""
+    ckpt.ood = fit_ood_state(
+        ckpt.network,
+        ckpt.decoder,
+        _batch(data.train.images, data.spec),
+        _batch(data.val.images, data.spec),
+        detector=detector,
+        target_fpr=target_fpr,
+        train_labels=data.train.labels,
+    )
+
+
 def finish_checkpoint(
     ckpt: ACIRCheckpoint,
     data: TrainingData,
@@ -57,14 +72,7 @@ def finish_checkpoint(
     _, train_features = encode_images(ckpt.network, data.train, data.spec)
     ckpt.projection = fit_projection(train_features, projection_dim)
     torch.set_num_threads(settings.threads)
-    ckpt.ood = fit_ood_state(
-        ckpt.network,
-        ckpt.decoder,
-        _batch(data.train.images, data.spec),
-        _batch(data.val.images, data.spec),
-        detector=detector,
-        target_fpr=target_fpr,
-    )
+    fit_checkpoint_ood(ckpt, data, detector, target_fpr)
 
 
 def train_checkpoint(
@@ -77,8 +85,9 @@ def train_checkpoint(
     projection_dim: int = 128,
     resume: bool = False,
     progress: bool = True,
+    with_stage2: bool = True,
 ) -> ACIRCheckpoint:
-    """Both training stages and the OOD fit; returns an unsaved checkpoint."""
+    """Stage 1, then (unless `with_stage2` is False) stage 2 and the OOD fit; unsaved."""
     spec = default_preprocess(config)
     data = load_training_data(data_dir, spec)
     started = time.perf_counter()
@@ -87,7 +96,12 @@ def train_checkpoint(
     )
     ckpt = new_checkpoint(config, data.train.class_names, seed=settings.seed)
     ckpt.network = result.network
-    finish_checkpoint(ckpt, data, settings, detector, target_fpr, projection_dim, progress)
+    if with_stage2:
+        finish_checkpoint(ckpt, data, settings, detector, target_fpr, projection_dim, progress)
+    else:  # stage 1 only: no decoder yet, the gate stays open until `--stage 2`
+        ckpt.decoder = None
+        _, train_features = encode_images(ckpt.network, data.train, data.spec)
+        ckpt.projection = fit_projection(train_features, projection_dim)
     ckpt.training = {
         "settings": asdict(settings),
         "best_epoch": result.best_epoch,
@@ -112,6 +126,17 @@ def retrain_stage2(
     ckpt = load_checkpoint(ckpt_path)
     data = load_training_data(data_dir, ckpt.preprocess)
     finish_checkpoint(ckpt, data, settings, detector, target_fpr, projection_dim, progress)
+    return ckpt
+
+
+def refit_ood_only(
+    ckpt_path: Path, data_dir: Path, detector: str, target_fpr: float, threads: int = 2
+) -> ACIRCheckpoint:
+    """Refit only the OOD gate of a checkpoint (network, decoder and projection untouched)."""
+    torch.set_num_threads(threads)
+    ckpt = load_checkpoint(ckpt_path)
+    fit_checkpoint_ood(ckpt, load_training_data(data_dir, ckpt.preprocess), detector, target_fpr)
+    ckpt.training = {**ckpt.training, "ood_refit": {"detector": detector, "target_fpr": target_fpr}}
     return ckpt
 
 

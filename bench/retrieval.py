@@ -1,0 +1,444 @@
+"""Retrieval-quality benchmark: ACIR against hashing and float baselines, ablations, and what
+content-guided ranking buys (issue 5; method.md §5-6).
+
+Every hashing method trains with the same budget: same input (the compact preset's
+preprocessing), same epochs, optimiser, learning-rate schedule, batch size and seed, and model
+selection on the validation split only. ACIR trains the full compact network with SCH; the
+baselines (HashNet, DPSH, DSH, CSQ) train the same ACIR trunk with DaRF, PiT and KAN switched off
+(plain CNN trunk + MLP hash head). Queries are touched only for the final evaluation.
+
+    python bench/retrieval.py --quick                    # smoke run, a few minutes
+    python bench/retrieval.py --markdown bench/results/retrieval.md   # ~40 min on 2 cores
+
+The default budget (2 epochs on 1,600 training patches, batch 64) is what a 2-core CPU affords
+for 19 trainings in about 40 minutes; raise --epochs / --max-train where more compute exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from retrieval_data import Splits, brain_atlas, fashion_mnist, subsample
+from retrieval_eval import (
+    add_noise,
+    determinism_check,
+    evaluate_ranking,
+    hashing_rankings,
+    jpeg_reencode,
+    paired_wilcoxon,
+    robustness,
+)
+from retrieval_report import write_markdown
+
+from models.baselines import BASELINE_NAMES, BASELINE_TRUNK, make_objective
+from models.checkpoint import default_preprocess
+from models.config import ModelConfig, preset
+from models.float_baselines import (
+    efficientnet_features,
+    load_efficientnet_lite0,
+    raw_pixel_features,
+)
+from models.metrics import cosine_ranking
+from models.network import ACIRNet
+from models.preprocess import PreprocessSpec
+from models.projection import FeatureProjection, fit_projection
+from models.training import TrainingData, TrainSettings, encode_images, train_hashing
+
+logger = logging.getLogger("bench.retrieval")
+
+METHODS = ("acir", *BASELINE_NAMES)
+# ACIR ablations: (config overrides, training-settings overrides).
+ABLATIONS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "no_darf": ({"darf_fusion": False}, {}),
+    "no_pit": ({"use_pit": False}, {}),
+    "no_fingerprint": ({}, {"fingerprint_weighting": False}),
+    "mlp_head": ({"kan_head": False}, {}),
+}
+FULL_DEFAULTS: dict[str, Any] = {
+    "bits": [64, 32, 16],
+    "epochs": 2,
+    "methods": list(METHODS),
+    "ablations": list(ABLATIONS),
+    "ablation_bits": 64,
+    "float_baselines": ["raw", "effnet"],
+    "max_train": 1600,
+    "max_db": 0,
+    "max_query": 0,
+}
+QUICK_DEFAULTS: dict[str, Any] = {
+    **FULL_DEFAULTS,
+    "bits": [16],
+    "epochs": 1,
+    "methods": ["acir", "csq"],
+    "ablations": ["no_fingerprint"],
+    "ablation_bits": 16,
+    "float_baselines": ["raw"],
+    "max_train": 1024,
+    "max_db": 600,
+    "max_query": 150,
+}
+PROJECTION_DIM = 128  # the service stores PCA-128 re-ranking features (models/pipeline.py)
+
+
+@dataclass
+class Encoded:
+    """Codes and projected (re-ranking) features of the query and database splits."""
+
+    q_bits: np.ndarray
+    db_bits: np.ndarray
+    q_feats: np.ndarray
+    db_feats: np.ndarray
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    splits: Splits
+    spec: PreprocessSpec
+    results: dict[str, Any]
+    ap100: dict[str, np.ndarray] = field(default_factory=dict)
+    networks: dict[str, tuple[ACIRNet, FeatureProjection]] = field(default_factory=dict)
+    encoded: dict[str, Encoded] = field(default_factory=dict)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", type=Path, default=Path("data/brain-atlas"), help="BrainAtlas2D dir")
+    p.add_argument("--dataset", choices=("brain-atlas", "fashion-mnist"), default="brain-atlas")
+    p.add_argument("--bits", type=int, nargs="+")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--methods", nargs="+", choices=METHODS)
+    p.add_argument("--ablations", nargs="*", choices=tuple(ABLATIONS))
+    p.add_argument("--ablation-bits", type=int)
+    p.add_argument("--float-baselines", nargs="*", choices=("raw", "effnet"))
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--warmup-epochs", type=int, default=1)
+    p.add_argument("--candidates", type=int, default=1000, help="Hamming candidates re-ranked")
+    p.add_argument("--max-train", type=int, help="subsample the split (0: all)")
+    p.add_argument("--max-db", type=int)
+    p.add_argument("--max-query", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="smoke run: 16 bits, ACIR+CSQ, 1 epoch")
+    p.epilog = f"defaults: {FULL_DEFAULTS}; with --quick: {QUICK_DEFAULTS}"
+    p.add_argument("--floats-from", type=Path, help="copy float-baseline results from a JSON")
+    p.add_argument("--out", type=Path, default=Path("bench/results/retrieval.json"))
+    p.add_argument("--markdown", type=Path, default=None)
+    args = p.parse_args(argv)
+    for name, value in (QUICK_DEFAULTS if args.quick else FULL_DEFAULTS).items():
+        if getattr(args, name) is None:  # explicit options win over the mode's defaults
+            setattr(args, name, value)
+    return args
+
+
+def _machine() -> dict[str, Any]:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def _load_splits(args: argparse.Namespace) -> Splits:
+    if args.dataset == "fashion-mnist":
+        splits = fashion_mnist(args.seed)
+    else:
+        splits = brain_atlas(args.data, args.seed)
+    return Splits(
+        train=subsample(splits.train, args.max_train, args.seed),
+        val=splits.val,
+        db=subsample(splits.db, args.max_db, args.seed + 1),
+        query=subsample(splits.query, args.max_query, args.seed + 2),
+    )
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> TrainSettings:
+    base = TrainSettings(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        warmup_epochs=args.warmup_epochs,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    return TrainSettings(**{**asdict(base), **overrides})
+
+
+def _encode(bench: Bench, network: ACIRNet) -> tuple[Encoded, FeatureProjection]:
+    """Codes + re-ranking features; PCA fitted on training features, as the service does."""
+    s, spec = bench.splits, bench.spec
+    _, train_feats = encode_images(network, s.train, spec)
+    projection = fit_projection(train_feats, PROJECTION_DIM)
+    q_bits, q_feats = encode_images(network, s.query, spec)
+    db_bits, db_feats = encode_images(network, s.db, spec)
+    enc = Encoded(q_bits, db_bits, projection.apply(q_feats), projection.apply(db_feats))
+    return enc, projection
+
+
+def _run_hashing(
+    bench: Bench,
+    key: str,
+    config: ModelConfig,
+    settings: TrainSettings,
+    objective: Any,
+) -> None:
+    """Train one model, evaluate it on query vs db, store results under ``key``."""
+    logger.info("training %s (%d epochs)", key, settings.epochs)
+    started = time.perf_counter()
+    data = TrainingData(bench.splits.train, bench.splits.val, bench.splits.db, bench.spec)
+    result = train_hashing(config, data, settings, objective=objective, progress=False)
+    train_seconds = time.perf_counter() - started
+    enc, projection = _encode(bench, result.network)
+    bench.networks[key], bench.encoded[key] = (result.network, projection), enc
+    rankings = hashing_rankings(
+        enc.q_bits, enc.db_bits, enc.q_feats, enc.db_feats, bench.args.candidates
+    )
+    metrics: dict[str, dict[str, float]] = {}
+    for mode, ranking in rankings.items():
+        metrics[mode], bench.ap100[f"{key}/{mode}"] = evaluate_ranking(
+            ranking, bench.splits.query.labels, bench.splits.db.labels
+        )
+    bench.results["runs"][key] = {
+        "config_overrides": _overrides(config),
+        "train_seconds": round(train_seconds, 1),
+        "best_epoch": result.best_epoch,
+        "best_val_map": result.best_val_map,
+        "history": result.history,
+        "metrics": metrics,
+    }
+    logger.info("%s: %s (%.0f s)", key, metrics, train_seconds)
+    _save(bench)
+
+
+def _overrides(config: ModelConfig) -> dict[str, Any]:
+    reference = preset("compact", bits=config.bits).to_dict()
+    return {k: v for k, v in config.to_dict().items() if reference[k] != v}
+
+
+def _run_methods(bench: Bench, bits: int) -> None:
+    args, num_classes = bench.args, len(bench.splits.train.class_names)
+    for method in args.methods:
+        if method == "acir":
+            config, objective = preset("compact", bits=bits), None
+        else:
+            config = preset("compact", bits=bits, **BASELINE_TRUNK)
+            objective = make_objective(method, bits, num_classes)
+        _run_hashing(bench, f"{method}@{bits}", config, _settings(args), objective)
+
+
+# (ACIR ranking, baseline ranking): like for like, and the deployed ACIR against plain baselines.
+PAIRINGS = (
+    ("hamming", "hamming"),
+    ("content_guided", "content_guided"),
+    ("content_guided", "hamming"),
+)
+
+
+def _compare(bench: Bench, bits: int) -> None:
+    """ACIR against the best baseline (by mAP@100 under the same ranking) at one bit length."""
+    baselines = [m for m in bench.args.methods if m != "acir"]
+    if "acir" not in bench.args.methods or not baselines:
+        return
+    entries = [_pairing(bench, bits, baselines, ours, theirs) for ours, theirs in PAIRINGS]
+    bench.results["comparisons"][str(bits)] = entries
+    _save(bench)
+
+
+def _pairing(
+    bench: Bench, bits: int, baselines: list[str], ours: str, theirs: str
+) -> dict[str, Any]:
+    runs = bench.results["runs"]
+
+    def score(key: str, mode: str) -> float:
+        return float(runs[key]["metrics"][mode]["map@100"])
+
+    best = max(baselines, key=lambda m: score(f"{m}@{bits}", theirs))
+    best_map, ours_map = score(f"{best}@{bits}", theirs), score(f"acir@{bits}", ours)
+    test = paired_wilcoxon(
+        bench.ap100[f"acir@{bits}/{ours}"], bench.ap100[f"{best}@{bits}/{theirs}"]
+    )
+    ratio = ours_map / best_map if best_map > 0 else float("inf")
+    return {
+        "acir_ranking": ours,
+        "baseline_ranking": theirs,
+        "best_baseline": best,
+        "best_baseline_map@100": best_map,
+        "acir_map@100": ours_map,
+        "ratio": ratio,
+        "wilcoxon": test,
+        "target_met": bool(ratio >= 1.05 and test["p_value"] < 0.05),
+    }
+
+
+def _run_ablations(bench: Bench) -> None:
+    args, bits = bench.args, bench.args.ablation_bits
+    for name in args.ablations:
+        config_over, settings_over = ABLATIONS[name]
+        config = preset("compact", bits=bits, **config_over)
+        _run_hashing(bench, f"acir-{name}@{bits}", config, _settings(args, **settings_over), None)
+
+
+def _float_baselines(bench: Bench) -> None:
+    s, spec = bench.splits, bench.spec
+    extractors: dict[str, Any] = {}
+    if "raw" in bench.args.float_baselines:
+        extractors["raw_pixel"] = lambda images: raw_pixel_features(images, spec)
+    if "effnet" in bench.args.float_baselines:
+        try:
+            model = load_efficientnet_lite0()
+            extractors["efficientnet_lite0"] = lambda images: efficientnet_features(
+                model, images, spec
+            )
+        except ImportError as error:
+            bench.results["floats"]["efficientnet_lite0"] = {"error": str(error)}
+    for name, extract in extractors.items():
+        started = time.perf_counter()
+        ranking = cosine_ranking(extract(s.query.images), extract(s.db.images))
+        metrics, bench.ap100[f"{name}/cosine"] = evaluate_ranking(
+            ranking, s.query.labels, s.db.labels
+        )
+        bench.results["floats"][name] = {
+            "metrics": metrics,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        logger.info("%s: %s", name, metrics)
+    _save(bench)
+
+
+def _encode_arrays(bench: Bench, key: str, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    network, projection = bench.networks[key]
+    bits, feats = encode_images(network, images, bench.spec)
+    return bits, projection.apply(feats)
+
+
+def _ranking_checks(bench: Bench, key: str) -> None:
+    """Insertion-order determinism and top-10 overlap under noise / JPEG of one model's queries."""
+    enc = bench.encoded[key]
+    bench.results["determinism"] = determinism_check(
+        enc.q_bits, enc.q_feats, enc.db_bits, enc.db_feats, seed=bench.args.seed
+    )
+    images = bench.splits.query.images
+    perturbed = {
+        "gaussian_noise_sigma4": add_noise(images, 4.0, bench.args.seed),
+        "jpeg_q75": jpeg_reencode(images, 75),
+    }
+    bench.results["robustness"] = robustness(
+        (enc.q_bits, enc.q_feats),
+        {name: _encode_arrays(bench, key, imgs) for name, imgs in perturbed.items()},
+        enc.db_bits,
+        enc.db_feats,
+    )
+    logger.info("determinism %s", bench.results["determinism"])
+    logger.info("robustness %s", bench.results["robustness"])
+    _save(bench)
+
+
+def _ablations_and_checks(bench: Bench) -> None:
+    reference = f"acir@{bench.args.ablation_bits}"
+    if reference not in bench.networks:
+        logger.warning("no %s run: ablations and ranking checks skipped", reference)
+        return
+    _run_ablations(bench)
+    _ranking_checks(bench, reference)
+
+
+def _save(bench: Bench) -> None:
+    bench.results["wall_seconds"] = round(time.perf_counter() - bench.results["_started"], 1)
+    out = {k: v for k, v in bench.results.items() if not k.startswith("_")}
+    bench.args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = bench.args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=2, default=_json_default))
+    tmp.replace(bench.args.out)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def _header(args: argparse.Namespace, splits: Splits, argv: list[str]) -> dict[str, Any]:
+    return {
+        "_started": time.perf_counter(),
+        "command": " ".join(shlex.quote(a) for a in ["python", "bench/retrieval.py", *argv]),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "git_commit": _git_commit(),
+        "dataset": args.dataset,
+        "split_sizes": splits.sizes(),
+        "classes": list(splits.train.class_names),
+        "settings": {**asdict(_settings(args)), "preset": "compact", "bits": args.bits},
+        "baseline_trunk": {
+            **BASELINE_TRUNK,
+            "note": "same trunk, same input, same epochs/optimiser/seed",
+        },
+        "candidates": args.candidates,
+        "projection_dim": PROJECTION_DIM,
+        "runs": {},
+        "comparisons": {},
+        "floats": {},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = _parse(argv)
+    torch.set_num_threads(args.threads)
+    splits = _load_splits(args)
+    config = preset("compact")
+    bench = Bench(args, splits, default_preprocess(config), _header(args, splits, argv))
+    logger.info("splits %s", splits.sizes())
+    if args.floats_from is not None:  # float baselines do not train: reuse an earlier result
+        bench.results["floats"] = json.loads(args.floats_from.read_text())["floats"]
+        bench.results["floats_from"] = str(args.floats_from)
+    else:
+        _float_baselines(bench)
+    for bits in args.bits:  # in the given order, so a cut-short run keeps what came first
+        _run_methods(bench, bits)
+        _compare(bench, bits)
+        if bits == args.ablation_bits:
+            _ablations_and_checks(bench)
+    _save(bench)
+    if args.markdown is not None:
+        write_markdown(bench.results, args.markdown)
+    logger.info("done in %.0f s; results in %s", bench.results["wall_seconds"], args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
