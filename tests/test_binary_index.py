@@ -340,3 +340,39 @@ def test_search_candidates_single_query_path_equals_brute_force(n_candidates: in
         _assert_same((dist[None], got[None]), want)
     with pytest.raises(ValueError):
         index.search_candidates(queries[0], 0)
+
+
+def test_fast_path_with_ascending_ids_is_exact_through_remove_and_reload(tmp_path: Path) -> None:
+    # The service adds database ids, which only grow: FAISS's counting selection then already
+    # returns ties by id. Check it against brute force, also after removals and a reload.
+    ids, codes = _data(seed=11, n=600, n_distinct=6)
+    order = np.argsort(ids)
+    ids, codes = ids[order], codes[order]
+    index = BinaryIndex(64)
+    for chunk in np.array_split(np.arange(600), 4):
+        index.add(ids[chunk][::-1], codes[chunk][::-1])  # reversed within a batch is fine
+    assert index.stored_in_id_order
+    queries = np.concatenate([codes[:3], _data(seed=12, n=3)[1]])
+    _assert_same(index.search(queries, 40), _brute(queries, ids, codes, 40))
+    keep = np.ones(600, bool)
+    keep[::5] = False
+    index.remove(ids[~keep])
+    want = _brute(queries, ids[keep], codes[keep], 40)
+    _assert_same(index.search(queries, 40), want)
+    index.save(tmp_path, CKPT)
+    loaded = BinaryIndex.load(tmp_path, 64, CKPT)
+    assert loaded.stored_in_id_order
+    dist, cand = loaded.search_candidates(queries[0], 40)
+    _assert_same((dist[None], cand[None]), (want[0][:1], want[1][:1]))
+
+
+def test_out_of_order_ids_switch_to_the_exact_fallback() -> None:
+    ids, codes = _data(seed=13, n=300, n_distinct=4)
+    index = BinaryIndex(64)
+    index.add(np.sort(ids)[150:], codes[150:])
+    index.add(np.sort(ids)[:150], codes[:150])  # smaller ids after larger ones
+    assert not index.stored_in_id_order
+    stored_ids = np.concatenate([np.sort(ids)[150:], np.sort(ids)[:150]])
+    stored_codes = np.concatenate([codes[150:], codes[:150]])
+    queries = codes[:4]
+    _assert_same(index.search(queries, 30), _brute(queries, stored_ids, stored_codes, 30))
