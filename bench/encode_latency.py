@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -88,6 +89,28 @@ def run(name: str, args: argparse.Namespace) -> None:
         )
 
 
+def run_checkpoint(path: str, args: argparse.Namespace) -> None:
+    """End to end as the service encodes: preprocessing + network + OOD scores, one raw image."""
+    import numpy as np
+
+    from models.checkpoint import load_checkpoint
+    from models.encoder import ImageEncoder
+
+    encoder = ImageEncoder(load_checkpoint(Path(path)))
+    image = np.random.default_rng(0).integers(0, 255, size=(64, 64), dtype=np.uint8)
+    times = []
+    for index in range(10 + args.repeats):
+        start = time.perf_counter()
+        encoder.encode([image])
+        if index >= 10:
+            times.append((time.perf_counter() - start) * 1e3)
+    print(
+        f"checkpoint {Path(path).name} (preprocess + network + OOD '{encoder.ood_detector}')"
+        f" threads={args.threads} batch=1 repeats={args.repeats}"
+        f" median={statistics.median(times):.2f} ms p95={_percentile(times, 0.95):.2f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", nargs="+", default=["compact", "paper"], choices=PRESET_NAMES)
@@ -96,10 +119,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--bits", type=int, default=64)
     parser.add_argument("--train-batch", type=int, default=0, help="also time a training step")
+    parser.add_argument("--checkpoint", help="also time the full encoder of this checkpoint")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for name in args.preset:
         run(name, args)
+    if args.checkpoint:
+        run_checkpoint(args.checkpoint, args)
 
 
 if __name__ == "__main__":
