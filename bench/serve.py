@@ -346,7 +346,8 @@ def main(argv: list[str] | None = None) -> None:
         "", *HTTP_HEADER, *(row for rows, _ in results for row in rows), "",
         "## Index + re-rank stage vs raw FAISS (in-process, one thread, 2000 random queries, µs)",
         "", f"raw FAISS = one `search(query, {n_cand})` on the service's faiss index; the stage = "
-        "`search_candidates` (heap search + tie-group completion + (distance, id) order) + "
+        "`search_candidates` (one FAISS search while ids are stored in ascending order, "
+        "else search + tie-group completion; (distance, id) order) + "
         "`rerank_candidates` (feature lookup + re-rank + hit list). Lookup and re-rank are also "
         "timed alone.", "", *STAGE_HEADER, *(stage for _, stage in results), "",
         f"## Ingestion\n\nBatched (`ingest_images`, batch {args.ingest_batch}, the `POST /index` "
