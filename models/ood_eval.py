@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from models.adversarial import ATTACKS, EPSILONS, attack, code_flip_rate
 from models.checkpoint import ACIRCheckpoint
@@ -151,15 +152,21 @@ def evaluation_inputs(
     """(in-distribution-like sets, OOD sets, adversarial flip rates)."""
     query = load_split(data_dir, "query")
     arrays = [query.images[i] for i in _subsample(len(query.images), max_per_set, seed)]
-    in_sets = {"query": _arrays_inputs(ckpt, arrays)}
-    for kind in BENIGN_KINDS:
-        in_sets[f"benign:{kind}"] = _arrays_inputs(ckpt, benign_perturbations(arrays, kind, seed))
-    ood_sets = {
-        name: _arrays_inputs(ckpt, images)
-        for name, images in load_ood_sets(max_per_set, seed).items()
-    }
-    clean = to_model_batch(arrays[:attack_count], ckpt.preprocess)
-    adversarial, flips = adversarial_inputs(ckpt, clean, epsilons, seed)
+    with tqdm(total=len(BENIGN_KINDS) + 3, desc="eval-ood sets") as bar:
+        in_sets = {"query": _arrays_inputs(ckpt, arrays)}
+        for kind in BENIGN_KINDS:
+            in_sets[f"benign:{kind}"] = _arrays_inputs(
+                ckpt, benign_perturbations(arrays, kind, seed)
+            )
+            bar.update(1)
+        ood_sets = {
+            name: _arrays_inputs(ckpt, images)
+            for name, images in load_ood_sets(max_per_set, seed).items()
+        }
+        bar.update(2)
+        clean = to_model_batch(arrays[:attack_count], ckpt.preprocess)
+        adversarial, flips = adversarial_inputs(ckpt, clean, epsilons, seed)
+        bar.update(1)
     return in_sets, {**ood_sets, **adversarial}, flips
 
 
