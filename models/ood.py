@@ -252,7 +252,7 @@ def check_stats_version(stats: dict[str, np.ndarray]) -> None:
     if stats and version != STATS_VERSION:
         raise ValueError(
             f"OOD statistics have version {version}, this build reads {STATS_VERSION}; "
-            "refit them (models.ood_eval.refit_ood)"
+            "refit them (`acir train --stage ood`)"
         )
 
 

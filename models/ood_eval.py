@@ -32,8 +32,8 @@ from models.ood import (
     check_detector,
     collect_inputs,
     scores_from_inputs,
-    state_from_inputs,
 )
+from models.pipeline import load_training_data, ood_state_for
 from models.preprocess import to_model_batch
 
 logger = logging.getLogger(__name__)
@@ -100,18 +100,11 @@ def split_batch(
 
 
 def refit_ood(
-    ckpt: ACIRCheckpoint,
-    data_dir: Path | str,
-    detector: str,
-    target_fpr: float = 0.05,
-    max_train: int | None = 8000,
-    max_val: int | None = 4000,
-    seed: int = 0,
+    ckpt: ACIRCheckpoint, data_dir: Path | str, detector: str, target_fpr: float = 0.05
 ) -> OODState:
-    """A fresh OOD state for ``ckpt``: statistics from its train split, threshold on val."""
-    train, labels = split_batch(ckpt, data_dir, "train", max_train, seed)
-    val, _ = split_batch(ckpt, data_dir, "val", max_val, seed)
-    return state_from_inputs(_inputs(ckpt, train), _inputs(ckpt, val), detector, target_fpr, labels)
+    """A fresh OOD state for ``ckpt`` from the data set: the same fit as `acir train`."""
+    data = load_training_data(Path(data_dir), ckpt.preprocess)
+    return ood_state_for(ckpt, data, detector, target_fpr)
 
 
 def _has_all_stats(state: OODState) -> bool:
@@ -211,7 +204,7 @@ def evaluate_ood(
     state = ckpt.ood
     if not _has_all_stats(state):
         logger.warning("checkpoint OOD statistics missing or stale; refitting from %s", data_dir)
-        state = refit_ood(ckpt, data_dir, state.detector, state.target_fpr, seed=seed)
+        state = refit_ood(ckpt, data_dir, state.detector, state.target_fpr)
     val_batch, _ = split_batch(ckpt, data_dir, "val", 4000, seed)
     thresholds = operating_thresholds(state, _inputs(ckpt, val_batch), detectors)
     in_sets, ood_sets, flips = evaluation_inputs(

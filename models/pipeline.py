@@ -16,7 +16,7 @@ from models.checkpoint import ACIRCheckpoint, default_preprocess, load_checkpoin
 from models.config import ModelConfig
 from models.data import load_split
 from models.metrics import hamming_ranking, retrieval_metrics
-from models.ood import fit_ood_state
+from models.ood import OODState, fit_ood_state
 from models.preprocess import PreprocessSpec, to_model_batch
 from models.projection import fit_projection
 from models.training import (
@@ -43,11 +43,15 @@ def _batch(images: np.ndarray, spec: PreprocessSpec) -> torch.Tensor:
     return to_model_batch(list(images), spec)
 
 
-def fit_checkpoint_ood(
+def ood_state_for(
     ckpt: ACIRCheckpoint, data: TrainingData, detector: str, target_fpr: float
-) -> None:
-    """OOD statistics from the train split (with its labels), threshold calibrated on val."""
-    ckpt.ood = fit_ood_state(
+) -> OODState:
+    """OOD statistics from the train split (with its labels), threshold calibrated on val.
+
+    The one OOD fit: the end of `acir train`, `acir train --stage ood` and `acir eval-ood` (for
+    stale statistics) all use it, so they agree.
+    """
+    return fit_ood_state(
         ckpt.network,
         ckpt.decoder,
         _batch(data.train.images, data.spec),
@@ -56,6 +60,14 @@ def fit_checkpoint_ood(
         target_fpr=target_fpr,
         train_labels=data.train.labels,
     )
+
+
+def fit_checkpoint_projection(
+    ckpt: ACIRCheckpoint, data: TrainingData, projection_dim: int
+) -> None:
+    """PCA of the train split's blended features: the stored re-ranking features."""
+    _, train_features = encode_images(ckpt.network, data.train, data.spec)
+    ckpt.projection = fit_projection(train_features, projection_dim)
 
 
 def finish_checkpoint(
@@ -69,10 +81,9 @@ def finish_checkpoint(
 ) -> None:
     """Stage 2 + feature projection + OOD statistics/threshold, in place."""
     ckpt.decoder = train_decoder(ckpt.network, ckpt.config, data, settings, progress=progress)
-    _, train_features = encode_images(ckpt.network, data.train, data.spec)
-    ckpt.projection = fit_projection(train_features, projection_dim)
+    fit_checkpoint_projection(ckpt, data, projection_dim)
     torch.set_num_threads(settings.threads)
-    fit_checkpoint_ood(ckpt, data, detector, target_fpr)
+    ckpt.ood = ood_state_for(ckpt, data, detector, target_fpr)
 
 
 def train_checkpoint(
@@ -100,8 +111,7 @@ def train_checkpoint(
         finish_checkpoint(ckpt, data, settings, detector, target_fpr, projection_dim, progress)
     else:  # stage 1 only: no decoder yet, the gate stays open until `--stage 2`
         ckpt.decoder = None
-        _, train_features = encode_images(ckpt.network, data.train, data.spec)
-        ckpt.projection = fit_projection(train_features, projection_dim)
+        fit_checkpoint_projection(ckpt, data, projection_dim)
     ckpt.training = {
         "settings": asdict(settings),
         "best_epoch": result.best_epoch,
@@ -135,7 +145,8 @@ def refit_ood_only(
     """Refit only the OOD gate of a checkpoint (network, decoder and projection untouched)."""
     torch.set_num_threads(threads)
     ckpt = load_checkpoint(ckpt_path)
-    fit_checkpoint_ood(ckpt, load_training_data(data_dir, ckpt.preprocess), detector, target_fpr)
+    data = load_training_data(data_dir, ckpt.preprocess)
+    ckpt.ood = ood_state_for(ckpt, data, detector, target_fpr)
     ckpt.training = {**ckpt.training, "ood_refit": {"detector": detector, "target_fpr": target_fpr}}
     return ckpt
 
