@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -19,6 +20,8 @@ class EncodedBatch:
     bits: np.ndarray  # bool [N, n_bits]
     features: np.ndarray  # float32 [N, d], projected and L2-normalised
     ood_scores: np.ndarray  # float32 [N], higher = more out of distribution
+    # wall time of each step in ms: "preprocess", "network", "ood"
+    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 class ImageEncoder:
@@ -52,14 +55,22 @@ class ImageEncoder:
         """Encode decoded images (2-D grayscale or H×W×C arrays of any dtype)."""
         if len(images) == 0:
             raise ValueError("encode needs at least one image")
+        marks = [time.perf_counter()]
         batch = to_model_batch(list(images), self.ckpt.preprocess)
+        marks.append(time.perf_counter())
         with torch.inference_mode():
             out = self.ckpt.network(batch)
-            scores = detector_scores(self.ckpt.ood, batch, out, self.ckpt.decoder)
             bits = binary_codes(out.u).numpy()
-        features = self.ckpt.projection.apply(out.feature.numpy())
+            features = self.ckpt.projection.apply(out.feature.numpy())
+            marks.append(time.perf_counter())
+            scores = detector_scores(self.ckpt.ood, batch, out, self.ckpt.decoder)
+            marks.append(time.perf_counter())
+        steps = ("preprocess", "network", "ood")
         return EncodedBatch(
             bits=bits.astype(bool),
             features=features,
             ood_scores=np.asarray(scores, dtype=np.float32),
+            timings_ms={
+                s: (b - a) * 1e3 for s, a, b in zip(steps, marks[:-1], marks[1:], strict=True)
+            },
         )

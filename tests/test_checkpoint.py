@@ -51,6 +51,8 @@ def test_encoder_outputs_have_documented_shapes() -> None:
     assert batch.features.shape == (5, ckpt.projection.output_dim)
     np.testing.assert_allclose(np.linalg.norm(batch.features, axis=1), 1.0, rtol=1e-5)
     assert batch.ood_scores.shape == (5,) and np.isfinite(batch.ood_scores).all()
+    assert set(batch.timings_ms) == {"preprocess", "network", "ood"}
+    assert all(ms >= 0 for ms in batch.timings_ms.values())
 
 
 def test_refuses_foreign_file(tmp_path: Path) -> None:
