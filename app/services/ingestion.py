@@ -65,16 +65,22 @@ def ingest_images(
 ) -> list[IngestOutcome]:
     """Ingest files in encoder-sized batches; one outcome per input, in input order.
 
-    The index is saved (atomically) after every batch that changed it; `progress` is called with
-    the number of files finished after each batch.
+    The index is saved (atomically) once at the end of the call if anything was indexed, not per
+    batch: the database is the source of truth, and a crash before the save is repaired at
+    start-up by rebuilding the index from it. `progress` gets the files finished per batch.
     """
     outcomes: list[IngestOutcome] = []
     size = rt.settings.ingest_batch_size
-    for start in range(0, len(items), size):
-        chunk = list(enumerate(items[start : start + size], start))
-        outcomes.extend(_ingest_chunk(rt, chunk, key_id))
-        if progress is not None:
-            progress(len(chunk))
+    try:
+        for start in range(0, len(items), size):
+            chunk = list(enumerate(items[start : start + size], start))
+            outcomes.extend(_ingest_chunk(rt, chunk, key_id))
+            if progress is not None:
+                progress(len(chunk))
+    finally:
+        # A failure part-way may leave earlier batches indexed in memory but not yet saved.
+        if any(o.status == "indexed" for o in outcomes) or len(outcomes) < len(items):
+            persist_index(rt)
     return outcomes
 
 
@@ -232,7 +238,6 @@ def _index_rows(rt: Runtime, fresh: list[_Pending], ids: list[int]) -> None:
             session.commit()
         raise IndexWriteFailedError("the index could not be updated; nothing was stored") from exc
     rt.features.add(id_array, np.stack([p.feature for p in fresh if p.feature is not None]))
-    persist_index(rt)
 
 
 def persist_index(rt: Runtime) -> None:
