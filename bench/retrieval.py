@@ -20,12 +20,14 @@ import argparse
 import datetime
 import json
 import logging
+import multiprocessing
 import os
 import platform
 import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,15 +106,26 @@ class Encoded:
     db_feats: np.ndarray
 
 
+@dataclass(frozen=True)
+class Job:
+    """One training run: a method at a bit length, possibly with ablation overrides."""
+
+    key: str  # e.g. "acir@64", "csq@32", "acir-no_pit@64"
+    method: str  # "acir" or a baseline name
+    bits: int
+    config_overrides: dict[str, Any] = field(default_factory=dict)
+    settings_overrides: dict[str, Any] = field(default_factory=dict)
+    ranking_checks: bool = False  # the reference model: determinism and robustness checks
+
+
 @dataclass
 class Bench:
     args: argparse.Namespace
     splits: Splits
     spec: PreprocessSpec
     results: dict[str, Any]
+    jobs: list[Job] = field(default_factory=list)
     ap100: dict[str, np.ndarray] = field(default_factory=dict)
-    networks: dict[str, tuple[ACIRNet, FeatureProjection]] = field(default_factory=dict)
-    encoded: dict[str, Encoded] = field(default_factory=dict)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -132,7 +145,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-db", type=int)
     p.add_argument("--max-query", type=int)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="torch threads per training process")
+    p.add_argument("--device", default="cpu", help="torch device of training, e.g. cuda")
+    p.add_argument("--jobs", type=int, default=1, help="trainings run at once (processes)")
     p.add_argument("--quick", action="store_true", help="smoke run: 16 bits, ACIR+CSQ, 1 epoch")
     p.epilog = f"defaults: {FULL_DEFAULTS}; with --quick: {QUICK_DEFAULTS}"
     p.add_argument("--floats-from", type=Path, help="copy float-baseline results from a JSON")
@@ -145,7 +160,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _machine() -> dict[str, Any]:
+def _machine(device: str) -> dict[str, Any]:
     cpu = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -154,12 +169,16 @@ def _machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {
+    machine = {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "device": device,
     }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        machine["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return machine
 
 
 def _git_commit() -> str | None:
@@ -192,45 +211,60 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> TrainSettings:
         warmup_epochs=args.warmup_epochs,
         seed=args.seed,
         threads=args.threads,
+        device=args.device,
     )
     return TrainSettings(**{**asdict(base), **overrides})
 
 
-def _encode(bench: Bench, network: ACIRNet) -> tuple[Encoded, FeatureProjection]:
+def _job_list(args: argparse.Namespace) -> list[Job]:
+    """Every training of the run, in report order (methods per bit length, then ablations)."""
+    jobs: list[Job] = []
+    for bits in args.bits:
+        for method in args.methods:
+            trunk = {} if method == "acir" else dict(BASELINE_TRUNK)
+            reference = method == "acir" and bits == args.ablation_bits
+            jobs.append(Job(f"{method}@{bits}", method, bits, trunk, {}, reference))
+        if bits == args.ablation_bits and "acir" in args.methods:
+            for name in args.ablations:
+                config_over, settings_over = ABLATIONS[name]
+                jobs.append(Job(f"acir-{name}@{bits}", "acir", bits, config_over, settings_over))
+    return jobs
+
+
+# ------------------------------------------------------------------ one training (any process)
+def _encode(
+    splits: Splits, spec: PreprocessSpec, network: ACIRNet
+) -> tuple[Encoded, FeatureProjection]:
     """Codes + re-ranking features; PCA fitted on training features, as the service does."""
-    s, spec = bench.splits, bench.spec
-    _, train_feats = encode_images(network, s.train, spec)
+    _, train_feats = encode_images(network, splits.train, spec)
     projection = fit_projection(train_feats, PROJECTION_DIM)
-    q_bits, q_feats = encode_images(network, s.query, spec)
-    db_bits, db_feats = encode_images(network, s.db, spec)
+    q_bits, q_feats = encode_images(network, splits.query, spec)
+    db_bits, db_feats = encode_images(network, splits.db, spec)
     enc = Encoded(q_bits, db_bits, projection.apply(q_feats), projection.apply(db_feats))
     return enc, projection
 
 
-def _run_hashing(
-    bench: Bench,
-    key: str,
-    config: ModelConfig,
-    settings: TrainSettings,
-    objective: Any,
-) -> None:
-    """Train one model, evaluate it on query vs db, store results under ``key``."""
-    logger.info("training %s (%d epochs)", key, settings.epochs)
+def _run_job(args: argparse.Namespace, splits: Splits, spec: PreprocessSpec, job: Job) -> dict:
+    """Train one model and evaluate it on query vs db: {run, ap100 per ranking, checks}."""
+    config = preset("compact", bits=job.bits, **job.config_overrides)
+    settings = _settings(args, **job.settings_overrides)
+    objective = None
+    if job.method != "acir":
+        objective = make_objective(job.method, job.bits, len(splits.train.class_names))
+    logger.info("training %s (%d epochs on %s)", job.key, settings.epochs, settings.device)
     started = time.perf_counter()
-    data = TrainingData(bench.splits.train, bench.splits.val, bench.splits.db, bench.spec)
+    data = TrainingData(splits.train, splits.val, splits.db, spec)
     result = train_hashing(config, data, settings, objective=objective, progress=False)
     train_seconds = time.perf_counter() - started
-    enc, projection = _encode(bench, result.network)
-    bench.networks[key], bench.encoded[key] = (result.network, projection), enc
-    rankings = hashing_rankings(
-        enc.q_bits, enc.db_bits, enc.q_feats, enc.db_feats, bench.args.candidates
-    )
+    enc, projection = _encode(splits, spec, result.network)
+    rankings = hashing_rankings(enc.q_bits, enc.db_bits, enc.q_feats, enc.db_feats, args.candidates)
     metrics: dict[str, dict[str, float]] = {}
+    ap100: dict[str, np.ndarray] = {}
     for mode, ranking in rankings.items():
-        metrics[mode], bench.ap100[f"{key}/{mode}"] = evaluate_ranking(
-            ranking, bench.splits.query.labels, bench.splits.db.labels
+        metrics[mode], ap100[mode] = evaluate_ranking(
+            ranking, splits.query.labels, splits.db.labels
         )
-    bench.results["runs"][key] = {
+    run = {
         "config_overrides": _overrides(config),
         "train_seconds": round(train_seconds, 1),
         "best_epoch": result.best_epoch,
@@ -238,8 +272,11 @@ def _run_hashing(
         "history": result.history,
         "metrics": metrics,
     }
-    logger.info("%s: %s (%.0f s)", key, metrics, train_seconds)
-    _save(bench)
+    logger.info("%s: %s (%.0f s)", job.key, metrics, train_seconds)
+    checks = None
+    if job.ranking_checks:
+        checks = _ranking_checks(args, splits, spec, enc, (result.network, projection))
+    return {"run": run, "ap100": ap100, "checks": checks}
 
 
 def _overrides(config: ModelConfig) -> dict[str, Any]:
@@ -247,15 +284,79 @@ def _overrides(config: ModelConfig) -> dict[str, Any]:
     return {k: v for k, v in config.to_dict().items() if reference[k] != v}
 
 
-def _run_methods(bench: Bench, bits: int) -> None:
-    args, num_classes = bench.args, len(bench.splits.train.class_names)
-    for method in args.methods:
-        if method == "acir":
-            config, objective = preset("compact", bits=bits), None
-        else:
-            config = preset("compact", bits=bits, **BASELINE_TRUNK)
-            objective = make_objective(method, bits, num_classes)
-        _run_hashing(bench, f"{method}@{bits}", config, _settings(args), objective)
+def _ranking_checks(
+    args: argparse.Namespace,
+    splits: Splits,
+    spec: PreprocessSpec,
+    enc: Encoded,
+    model: tuple[ACIRNet, FeatureProjection],
+) -> dict[str, Any]:
+    """Insertion-order determinism and top-10 overlap under noise / JPEG of one model's queries."""
+    network, projection = model
+
+    def encode(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        bits, feats = encode_images(network, images, spec)
+        return bits, projection.apply(feats)
+
+    images = splits.query.images
+    perturbed = {
+        "gaussian_noise_sigma4": add_noise(images, 4.0, args.seed),
+        "jpeg_q75": jpeg_reencode(images, 75),
+    }
+    checks = {
+        "determinism": determinism_check(
+            enc.q_bits, enc.q_feats, enc.db_bits, enc.db_feats, seed=args.seed
+        ),
+        "robustness": robustness(
+            (enc.q_bits, enc.q_feats),
+            {name: encode(imgs) for name, imgs in perturbed.items()},
+            enc.db_bits,
+            enc.db_feats,
+        ),
+    }
+    logger.info("ranking checks %s", checks)
+    return checks
+
+
+# Worker processes load the splits once each (spawned, so CUDA starts clean in every one).
+_WORKER_SPLITS: dict[str, tuple[Splits, PreprocessSpec]] = {}
+
+
+def _worker(args: argparse.Namespace, job: Job) -> dict:
+    if "splits" not in _WORKER_SPLITS:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        torch.set_num_threads(args.threads)
+        _WORKER_SPLITS["splits"] = (_load_splits(args), default_preprocess(preset("compact")))
+    splits, spec = _WORKER_SPLITS["splits"]
+    return _run_job(args, splits, spec, job)
+
+
+# ---------------------------------------------------------------------- orchestration
+def _run_all(bench: Bench) -> None:
+    """Run every job, in this process or `--jobs` at once; results are saved as they arrive."""
+    if bench.args.jobs <= 1:
+        for job in bench.jobs:
+            _absorb(bench, job, _run_job(bench.args, bench.splits, bench.spec, job))
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=bench.args.jobs, mp_context=context) as pool:
+        pending = {pool.submit(_worker, bench.args, job): job for job in bench.jobs}
+        for future in as_completed(pending):
+            _absorb(bench, pending[future], future.result())
+
+
+def _absorb(bench: Bench, job: Job, outcome: dict) -> None:
+    runs = {**bench.results["runs"], job.key: outcome["run"]}
+    order = [j.key for j in bench.jobs]  # report order, whatever order runs finish in
+    bench.results["runs"] = {key: runs[key] for key in order if key in runs}
+    for mode, values in outcome["ap100"].items():
+        bench.ap100[f"{job.key}/{mode}"] = values
+    if outcome["checks"] is not None:
+        bench.results.update(outcome["checks"])
+    for bits in bench.args.bits:
+        if all(f"{m}@{bits}" in runs for m in bench.args.methods):
+            _compare(bench, bits)
+    _save(bench)
 
 
 # (ACIR ranking, baseline ranking): like for like, and the deployed ACIR against plain baselines.
@@ -272,8 +373,9 @@ def _compare(bench: Bench, bits: int) -> None:
     if "acir" not in bench.args.methods or not baselines:
         return
     entries = [_pairing(bench, bits, baselines, ours, theirs) for ours, theirs in PAIRINGS]
-    bench.results["comparisons"][str(bits)] = entries
-    _save(bench)
+    comparisons = {**bench.results["comparisons"], str(bits): entries}
+    order = [str(b) for b in bench.args.bits]
+    bench.results["comparisons"] = {b: comparisons[b] for b in order if b in comparisons}
 
 
 def _pairing(
@@ -300,14 +402,6 @@ def _pairing(
         "wilcoxon": test,
         "target_met": bool(ratio >= 1.05 and test["p_value"] < 0.05),
     }
-
-
-def _run_ablations(bench: Bench) -> None:
-    args, bits = bench.args, bench.args.ablation_bits
-    for name in args.ablations:
-        config_over, settings_over = ABLATIONS[name]
-        config = preset("compact", bits=bits, **config_over)
-        _run_hashing(bench, f"acir-{name}@{bits}", config, _settings(args, **settings_over), None)
 
 
 def _float_baselines(bench: Bench) -> None:
@@ -337,43 +431,6 @@ def _float_baselines(bench: Bench) -> None:
     _save(bench)
 
 
-def _encode_arrays(bench: Bench, key: str, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    network, projection = bench.networks[key]
-    bits, feats = encode_images(network, images, bench.spec)
-    return bits, projection.apply(feats)
-
-
-def _ranking_checks(bench: Bench, key: str) -> None:
-    """Insertion-order determinism and top-10 overlap under noise / JPEG of one model's queries."""
-    enc = bench.encoded[key]
-    bench.results["determinism"] = determinism_check(
-        enc.q_bits, enc.q_feats, enc.db_bits, enc.db_feats, seed=bench.args.seed
-    )
-    images = bench.splits.query.images
-    perturbed = {
-        "gaussian_noise_sigma4": add_noise(images, 4.0, bench.args.seed),
-        "jpeg_q75": jpeg_reencode(images, 75),
-    }
-    bench.results["robustness"] = robustness(
-        (enc.q_bits, enc.q_feats),
-        {name: _encode_arrays(bench, key, imgs) for name, imgs in perturbed.items()},
-        enc.db_bits,
-        enc.db_feats,
-    )
-    logger.info("determinism %s", bench.results["determinism"])
-    logger.info("robustness %s", bench.results["robustness"])
-    _save(bench)
-
-
-def _ablations_and_checks(bench: Bench) -> None:
-    reference = f"acir@{bench.args.ablation_bits}"
-    if reference not in bench.networks:
-        logger.warning("no %s run: ablations and ranking checks skipped", reference)
-        return
-    _run_ablations(bench)
-    _ranking_checks(bench, reference)
-
-
 def _save(bench: Bench) -> None:
     bench.results["wall_seconds"] = round(time.perf_counter() - bench.results["_started"], 1)
     out = {k: v for k, v in bench.results.items() if not k.startswith("_")}
@@ -396,12 +453,17 @@ def _header(args: argparse.Namespace, splits: Splits, argv: list[str]) -> dict[s
         "_started": time.perf_counter(),
         "command": " ".join(shlex.quote(a) for a in ["python", "bench/retrieval.py", *argv]),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": _machine(args.device),
         "git_commit": _git_commit(),
         "dataset": args.dataset,
         "split_sizes": splits.sizes(),
         "classes": list(splits.train.class_names),
-        "settings": {**asdict(_settings(args)), "preset": "compact", "bits": args.bits},
+        "settings": {
+            **asdict(_settings(args)),
+            "preset": "compact",
+            "bits": args.bits,
+            "jobs": args.jobs,
+        },
         "baseline_trunk": {
             **BASELINE_TRUNK,
             "note": "same trunk, same input, same epochs/optimiser/seed",
@@ -428,11 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         bench.results["floats_from"] = str(args.floats_from)
     else:
         _float_baselines(bench)
-    for bits in args.bits:  # in the given order, so a cut-short run keeps what came first
-        _run_methods(bench, bits)
-        _compare(bench, bits)
-        if bits == args.ablation_bits:
-            _ablations_and_checks(bench)
+    bench.jobs = _job_list(args)
+    _run_all(bench)
     _save(bench)
     if args.markdown is not None:
         write_markdown(bench.results, args.markdown)

@@ -97,6 +97,14 @@ def _ranking_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _machine_line(machine: dict[str, Any], settings: dict[str, Any]) -> str:
+    line = f"{machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}"
+    if "gpu" in machine:
+        line += f"; trained on {machine['gpu']} ({machine['device']})"
+    jobs = settings.get("jobs", 1)
+    return line + (f"; {jobs} trainings at once" if jobs > 1 else "")
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     machine, settings = results["machine"], results["settings"]
     head = [
@@ -104,10 +112,11 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         f"- command: `{results['command']}`",
         f"- date: {results['date']}; commit {results.get('git_commit')}",
-        f"- machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}",
+        f"- machine: {_machine_line(machine, settings)}",
         f"- wall time: {results['wall_seconds']:.0f} s",
         f"- splits: {results['split_sizes']}",
         f"- budget: {settings['epochs']} epochs, batch {settings['batch_size']},"
+        f" warm-up {settings['warmup_epochs']},"
         f" lr {settings['lr']}, seed {settings['seed']}; baselines: "
         f"{results['baseline_trunk']['note']} (ACIR trunk without DaRF, PiT and KAN)",
         f"- content-guided ranking: top {results['candidates']} Hamming candidates re-ordered by"

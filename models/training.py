@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class TrainSettings:
     fingerprint_weighting: bool = True
     decoder_epochs: int = 8
     decoder_lr: float = 2e-3
+    device: str = "cpu"  # torch device of the training step, e.g. "cuda" (results stay on CPU)
 
 
 @dataclass
@@ -100,14 +102,16 @@ def encode_images(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bits (bool) and raw blended features (float32) of un-augmented images, in eval mode."""
     arrays = images.images if isinstance(images, LabelledImages) else images
+    device = next(network.parameters()).device
     was_training = network.training
     network.eval()
     bits, feats = [], []
     with torch.inference_mode():
         for start in range(0, len(arrays), batch_size):
-            out = network(to_model_batch(list(arrays[start : start + batch_size]), spec))
-            bits.append(binary_codes(out.u).numpy())
-            feats.append(out.feature.numpy())
+            batch = to_model_batch(list(arrays[start : start + batch_size]), spec).to(device)
+            out = network(batch)
+            bits.append(binary_codes(out.u).cpu().numpy())
+            feats.append(out.feature.cpu().numpy())
     network.train(was_training)
     return np.concatenate(bits).astype(bool), np.concatenate(feats).astype(np.float32)
 
@@ -153,7 +157,8 @@ class _Run:
 
     def __init__(self, config: ModelConfig, data: TrainingData, settings: TrainSettings) -> None:
         seed_everything(settings.seed)
-        self.network = ACIRNet(config, data.num_classes)
+        self.device = torch.device(settings.device)
+        self.network = ACIRNet(config, data.num_classes).to(self.device)
         self.optimizer = torch.optim.AdamW(
             self.network.parameters(),
             lr=settings.lr,
@@ -200,14 +205,15 @@ class _Run:
 def _train_epoch(run: _Run, objective: Objective, weights: Tensor, bar: tqdm) -> float:
     run.network.train()
     total, batches = 0.0, 0
-    for images, prints, labels in run.loader:
+    for batch in run.loader:
+        images, prints, labels = (t.to(run.device, non_blocking=True) for t in batch)
         loss, _parts = objective(run.network(images), labels, prints, weights)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(run.network.parameters(), 5.0)
         run.optimizer.step()
         run.scheduler.step()
-        total, batches = total + float(loss), batches + 1
+        total, batches = total + float(loss.detach()), batches + 1
         bar.set_postfix(loss=f"{total / batches:.4f}", best_val_map=f"{max(run.best_map, 0):.3f}")
     return total / max(batches, 1)
 
@@ -229,14 +235,18 @@ def train_hashing(
         run.restore(torch.load(state_path, map_location="cpu", weights_only=False))
         logger.info("resumed stage 1 at epoch %d", run.epoch)
     objective = objective or sch_objective(settings)
-    weights = class_weights(torch.as_tensor(data.train.labels), data.num_classes)
+    weights = class_weights(torch.as_tensor(data.train.labels), data.num_classes).to(run.device)
     bar = tqdm(total=settings.epochs, initial=run.epoch, desc="stage 1", disable=not progress)
     while run.epoch < settings.epochs:
         if hasattr(objective, "set_epoch"):
             objective.set_epoch(run.epoch, settings.epochs)
+        began = time.perf_counter()
         loss = _train_epoch(run, objective, weights, bar)
         val_map = validation_map(run.network, data)
-        run.history.append({"epoch": run.epoch, "loss": loss, "val_map": val_map})
+        seconds = round(time.perf_counter() - began, 2)  # training + validation wall time
+        run.history.append(
+            {"epoch": run.epoch, "loss": loss, "val_map": val_map, "seconds": seconds}
+        )
         if val_map > run.best_map:
             run.best_map, run.best_epoch = val_map, run.epoch
             run.best_state = copy.deepcopy(run.network.state_dict())
@@ -262,13 +272,15 @@ def train_decoder(
     torch.set_num_threads(settings.threads)
     seed_everything(settings.seed + 1)
     network.eval().requires_grad_(False)
-    decoder = ReconstructionDecoder(config)
+    device = next(network.parameters()).device
+    decoder = ReconstructionDecoder(config).to(device)
     optimizer = torch.optim.AdamW(decoder.parameters(), lr=settings.decoder_lr)
     loader = _loader(data, config, settings)
     bar = tqdm(range(settings.decoder_epochs), desc="stage 2", disable=not progress)
     for _ in bar:
         total, batches = 0.0, 0
         for images, _prints, _labels in loader:
+            images = images.to(device, non_blocking=True)
             with torch.no_grad():
                 deep = network(images).deep
             loss = nn.functional.mse_loss(decoder(deep), images)
