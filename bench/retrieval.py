@@ -8,10 +8,12 @@ baselines (HashNet, DPSH, DSH, CSQ) train the same ACIR trunk with DaRF, PiT and
 (plain CNN trunk + MLP hash head). Queries are touched only for the final evaluation.
 
     python bench/retrieval.py --quick                    # smoke run, a few minutes
-    python bench/retrieval.py --markdown bench/results/retrieval.md   # ~40 min on 2 cores
+    python bench/retrieval.py --markdown bench/results/retrieval-cpu-2ep.md   # ~40 min, 2 cores
+    EPOCHS=30 bench/device_retrieval.sh                  # full budget on a GPU machine, ~5 min
 
 The default budget (2 epochs on 1,600 training patches, batch 64) is what a 2-core CPU affords
 for 19 trainings in about 40 minutes; raise --epochs / --max-train where more compute exists.
+--jobs N trains N models at once in separate processes (--device cuda: they share the GPU).
 """
 
 from __future__ import annotations
