@@ -43,6 +43,7 @@ fi
 
 common=(--device "$DEVICE" --jobs "$JOBS" --threads 1 --max-train 0 --batch-size 128
         --warmup-epochs 2 --floats-from bench/results/retrieval_floats.json "${extra[@]}")
+if [ -n "${EPOCHS:-}" ]; then epochs=$EPOCHS; else  # EPOCHS=N skips the calibration
 "$PYTHON" bench/retrieval.py "${common[@]}" --epochs 1 --out "$OUT/calibration.json" \
   >"$OUT/calibration.log" 2>&1 || { tail -30 "$OUT/calibration.log"; exit 1; }
 left=$((BUDGET - $(elapsed) - 15))
@@ -56,6 +57,7 @@ print(f"calibration: {per_epoch:.1f} s/epoch, {fixed:.0f} s fixed, {left:.0f} s 
       file=sys.stderr)
 EOF
 )
+fi
 echo "epochs: $epochs (elapsed $(elapsed) s)" | tee -a "$OUT/env.txt"
 timeout $((BUDGET - $(elapsed))) "$PYTHON" bench/retrieval.py "${common[@]}" --epochs "$epochs" \
   --out "$OUT/retrieval.json" >"$OUT/retrieval.log" 2>&1
