@@ -188,6 +188,7 @@ class _Run:
             "history": self.history,
             "torch_rng": torch.get_rng_state(),
             "loader_rng": self.loader.generator.get_state() if self.loader.generator else None,
+            "augment_rng": self._dataset.generator_state(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -200,6 +201,14 @@ class _Run:
         torch.set_rng_state(state["torch_rng"])
         if state["loader_rng"] is not None and self.loader.generator is not None:
             self.loader.generator.set_state(state["loader_rng"])
+        if state.get("augment_rng") is not None:  # absent in states saved before it was kept
+            self._dataset.set_generator_state(state["augment_rng"])
+
+    @property
+    def _dataset(self) -> PatchDataset:
+        dataset = self.loader.dataset
+        assert isinstance(dataset, PatchDataset)
+        return dataset
 
 
 def _train_epoch(run: _Run, objective: Objective, weights: Tensor, bar: tqdm) -> float:

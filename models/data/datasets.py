@@ -45,6 +45,13 @@ class PatchDataset(Dataset[tuple[Tensor, Tensor, Tensor]]):
     def __len__(self) -> int:
         return len(self.labels)
 
+    def generator_state(self) -> Tensor:
+        """State of the in-process augmentation generator (kept with a resumable run)."""
+        return self._generator.get_state()
+
+    def set_generator_state(self, state: Tensor) -> None:
+        self._generator.set_state(state)
+
     def _rng(self) -> torch.Generator:
         # DataLoader workers get distinct, loader-seeded seeds; reseed once per worker and epoch.
         info = get_worker_info()
