@@ -16,7 +16,10 @@ class ReadWriteLock:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        # The condition shares this mutex; the read path takes the mutex directly (cheaper
+        # than entering the condition) and waits on the condition only when it must.
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
@@ -30,15 +33,16 @@ class ReadWriteLock:
         return self._write
 
     def acquire_read(self) -> None:
-        with self._cond:
+        with self._mutex:
             while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
 
     def release_read(self) -> None:
-        with self._cond:
+        with self._mutex:
             self._readers -= 1
-            if self._readers == 0:
+            # Only a waiting writer waits for the readers to drain (readers wait for writers).
+            if self._readers == 0 and self._writers_waiting:
                 self._cond.notify_all()
 
     def acquire_write(self) -> None:

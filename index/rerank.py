@@ -6,10 +6,15 @@ unique key, so the list is the same whatever order the candidates arrive in. Eac
 is computed by the same per-row `vecdot` reduction, so it does not depend on the candidate's
 position either (a BLAS matrix-vector product treats tail rows differently and does not
 guarantee that, measured; the tests check duplicate rows score identically at every position).
+
+`rerank_prepared` is the service's per-request path: the same scores from candidate norms a
+store computed once (`similarity_divisors`), without input checks or a result object, and with
+one int64 sort key instead of np.lexsort where the ids allow it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +66,51 @@ def rerank(
                       order.astype(np.int64, copy=False))  # fmt: skip
 
 
+def rerank_prepared(
+    query_feature: np.ndarray,
+    candidate_ids: np.ndarray,
+    candidate_features: np.ndarray,
+    candidate_divisors: np.ndarray,
+    hamming: np.ndarray,
+    k: int,
+    hamming_weight: float = 0.0,
+    bits: int | None = None,
+    *,
+    id_limit: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lean `rerank` for the service's single query: (ids, hamming, similarity) of the best k'.
+
+    The caller guarantees what `rerank` checks: query float32 [d], n >= 1 unique int64 ids,
+    float32 [n, d] features with their `similarity_divisors` precomputed (a store computes them
+    once, on add), integer hamming [n], k >= 1. `id_limit`, when given, bounds every candidate id
+    (0 <= id < id_limit); a small one lets one sort on a single int64 key replace np.lexsort.
+    Same ranking and bit-identical similarities as `rerank` on the same inputs, with fewer numpy
+    calls and no result object.
+    """
+    half_cos = np.vecdot(candidate_features, _unit_query(query_feature))
+    half_cos /= candidate_divisors
+    similarity = _half_cos_to_similarity(half_cos)
+    if not hamming_weight and id_limit is not None and id_limit <= _KEY_ID_LIMIT:
+        order = _order_by_one_key(similarity, candidate_ids)[:k]
+    else:
+        score = _score(similarity, hamming, hamming_weight, bits)
+        order = np.lexsort((candidate_ids, -score))[:k]
+    return candidate_ids[order], hamming[order], similarity[order]
+
+
+# Ids below this fit under a similarity's bit pattern in one int64 key (`_order_by_one_key`).
+_KEY_ID_LIMIT = 1 << 32
+
+
+def _order_by_one_key(similarity: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Order by (-similarity, id) with one argsort, for similarities in [0, 1] and ids in
+    [0, 2**32): a float32 >= +0 orders like its int32 bit pattern, so id - (bits << 32) is
+    ascending in exactly that order (the similarity is clipped, never -0 or NaN)."""
+    key = np.left_shift(similarity.view(np.int32), 32, dtype=np.int64)
+    np.subtract(ids, key, out=key)
+    return np.argsort(key)
+
+
 def rerank_batch(
     query_features: np.ndarray,
     candidate_ids: np.ndarray,
@@ -105,14 +155,45 @@ def _similarity(query_features: np.ndarray, candidate_features: np.ndarray) -> n
     Features are normalised here whatever the caller did.
     """
     query = query_features.astype(np.float32)
-    query /= np.maximum(np.sqrt(np.vecdot(query, query))[..., None], _EPS)
+    query /= _norms(query)[..., None]
     feats = candidate_features.astype(np.float32, copy=False)
-    cos = np.vecdot(feats, query[..., None, :])
-    cos /= np.maximum(np.sqrt(np.vecdot(feats, feats)), _EPS)
-    np.clip(cos, -1.0, 1.0, out=cos)
-    cos += 1.0
-    cos *= 0.5
-    return cos
+    half_cos = np.vecdot(feats, query[..., None, :])
+    half_cos /= similarity_divisors(feats)
+    return _half_cos_to_similarity(half_cos)
+
+
+def similarity_divisors(features: np.ndarray) -> np.ndarray:
+    """Twice the L2 norm of each float32 row [..., n, d] (norm floored at a tiny epsilon).
+
+    A row's dot product with the unit query divided by this is cos / 2, and similarity =
+    cos / 2 + 1 / 2 (one add; scaling by 2 is exact, so it equals (cos + 1) / 2 bit for bit).
+    Per-row `vecdot`, so a row's divisor is the same whether computed alone, in a batch or in a
+    gathered candidate matrix: a store may compute it once, on add (see `rerank_prepared`).
+    """
+    divisors = _norms(features)
+    divisors *= 2.0
+    return divisors
+
+
+def _norms(features: np.ndarray) -> np.ndarray:
+    return np.maximum(np.sqrt(np.vecdot(features, features)), np.float32(_EPS))
+
+
+def _unit_query(query: np.ndarray) -> np.ndarray:
+    """`query / _norms(query)` for one float32 [d] query, with scalar math instead of numpy
+    calls: a float32 square root taken in float64 and rounded back is the float32 square root
+    (double rounding is harmless for sqrt when the wide format has >= 2p + 2 bits)."""
+    norm = np.float32(math.sqrt(np.vecdot(query, query)))
+    return query / max(norm, np.float32(_EPS))
+
+
+def _half_cos_to_similarity(half_cos: np.ndarray) -> np.ndarray:
+    # Clip cos / 2 to [-1/2, 1/2], then + 1/2. np.minimum/np.fmax rather than np.clip, whose
+    # Python wrapper costs ~1 µs more; fmax maps NaN (a degenerate inf feature) to similarity 0.
+    np.minimum(half_cos, 0.5, out=half_cos)
+    np.fmax(half_cos, -0.5, out=half_cos)
+    half_cos += 0.5
+    return half_cos
 
 
 def _check_inputs(

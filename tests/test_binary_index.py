@@ -376,3 +376,28 @@ def test_out_of_order_ids_switch_to_the_exact_fallback() -> None:
     stored_codes = np.concatenate([codes[150:], codes[:150]])
     queries = codes[:4]
     _assert_same(index.search(queries, 30), _brute(queries, stored_ids, stored_codes, 30))
+
+
+def test_search_candidates_query_forms_and_in_order_filter() -> None:
+    # The in-order fast path checks the usual 1-D query in one go; other forms take the general
+    # checks and give the same answer; a filter on an in-order index stays exact.
+    ids, codes = _data(seed=21, n=400, n_distinct=8)
+    order = np.argsort(ids)
+    ids, codes = ids[order], codes[order]
+    assert BinaryIndex(64).search_candidates(codes[0], 5)[1].shape == (0,)
+    index = BinaryIndex.from_codes(64, ids, codes)
+    assert index.stored_in_id_order
+    query = codes[3]
+    want = _brute(query[None], ids, codes, 30)
+    wide = np.zeros((1, 16), np.uint8)
+    wide[0, ::2] = query
+    for form in (query, query[None], wide[:, ::2], query.tolist()):
+        dist, got = index.search_candidates(np.asarray(form, np.uint8), 30)
+        _assert_same((dist[None], got[None]), want)
+    allowed = ids[1::4]
+    subset = np.isin(ids, allowed)
+    dist, got = index.search_candidates(query, 30, allowed)
+    _assert_same((dist[None], got[None]), _brute(query[None], ids[subset], codes[subset], 30))
+    for bad in (query.astype(np.int16), codes[:2], np.zeros(4, np.uint8)):
+        with pytest.raises(ValueError):
+            index.search_candidates(bad, 30)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index.rerank import rerank, rerank_batch
+from index.rerank import rerank, rerank_batch, rerank_prepared, similarity_divisors
 
 
 def _random_candidates(seed: int, n: int, d: int) -> tuple[np.ndarray, ...]:
@@ -121,3 +121,86 @@ def test_single_query_path_equals_batch_and_skipping_the_unique_check() -> None:
         np.testing.assert_array_equal(got.score, single.score)
         np.testing.assert_array_equal(got.order, single.order)
     assert single.similarity.dtype == np.float32 and single.hamming.dtype == np.int32
+
+
+def _prepared(
+    query: np.ndarray, ids: np.ndarray, feats: np.ndarray, hamming: np.ndarray, k: int,
+    weight: float, id_limit: int | None,
+) -> tuple[np.ndarray, ...]:  # fmt: skip
+    f32 = feats.astype(np.float32)
+    divisors = similarity_divisors(f32)
+    return rerank_prepared(query, ids, f32, divisors, hamming, k, weight, 64, id_limit=id_limit)
+
+
+@pytest.mark.parametrize(("weight", "id_limit"), [(0.0, None), (0.0, 3000), (0.3, 3000)])
+def test_prepared_path_equals_rerank_bit_for_bit(weight: float, id_limit: int | None) -> None:
+    # Divisors computed once for all rows (as a store does on add) give the same similarities
+    # as rerank's per-call norms of the gathered candidates, in every candidate order.
+    query, ids, feats, hamming = _random_candidates(seed=6, n=300, d=37)
+    base = rerank(query, ids, feats, hamming, 40, weight, bits=64)
+    for seed in range(4):
+        perm = np.random.default_rng(seed).permutation(ids.shape[0])
+        got = _prepared(query, ids[perm], feats[perm], hamming[perm], 40, weight, id_limit)
+        np.testing.assert_array_equal(got[0], base.ids)
+        np.testing.assert_array_equal(got[1], base.hamming)
+        np.testing.assert_array_equal(got[2], base.similarity)
+        assert got[2].dtype == np.float32
+
+
+def test_one_key_order_breaks_exact_ties_by_id_like_lexsort() -> None:
+    # Many exact similarity ties (including exactly 0 and 1) and ids up to just below 2**32.
+    rng = np.random.default_rng(7)
+    query = np.array([1.0, 0.0, 0.0], np.float32)
+    pool = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [1, 1, 0], [2, 0, 0]], np.float32)
+    feats = pool[rng.integers(0, pool.shape[0], 200)]
+    ids = np.concatenate([rng.permutation(150), (1 << 32) - 1 - np.arange(50)]).astype(np.int64)
+    hamming = rng.integers(0, 65, 200)
+    base = rerank(query, ids, feats, hamming, 200)
+    got = _prepared(query, ids, feats, hamming, 200, 0.0, 1 << 32)
+    np.testing.assert_array_equal(got[0], base.ids)
+    np.testing.assert_array_equal(got[2], base.similarity)
+    assert got[2][0] == 1.0 and got[2][-1] == 0.0
+
+
+def test_similarity_is_the_clipped_half_cosine_bit_for_bit() -> None:
+    # cos / 2 + 1 / 2 with the norm doubled equals (clip(cos, -1, 1) + 1) * 0.5 exactly.
+    rng = np.random.default_rng(8)
+    for scale in (1e-20, 1e-3, 1.0, 1e3, 1e18):
+        query = (rng.standard_normal(24) * scale).astype(np.float32)
+        feats = (rng.standard_normal((500, 24)) * scale).astype(np.float32)
+        feats[:5] = query * np.float32(3.0)  # cos rounds to about +-1: the clip matters
+        feats[5:10] = -query
+        ids, hamming = np.arange(500), np.zeros(500, int)
+        unit = query / np.maximum(np.sqrt(np.vecdot(query, query)), np.float32(1e-12))
+        norms = np.maximum(np.sqrt(np.vecdot(feats, feats)), np.float32(1e-12))
+        cos = np.vecdot(feats, unit) / norms
+        want = (np.clip(cos, -1.0, 1.0) + np.float32(1.0)) * np.float32(0.5)
+        ranked = rerank(query, ids, feats, hamming, 500)
+        np.testing.assert_array_equal(ranked.similarity, want[ranked.order])
+        prepared = _prepared(query, ids, feats, hamming, 500, 0.0, 500)
+        np.testing.assert_array_equal(prepared[2], ranked.similarity)
+
+
+def test_non_finite_feature_gets_similarity_zero_on_both_paths() -> None:
+    query = np.array([1.0, 2.0], np.float32)
+    feats = np.array([[np.inf, 1.0], [np.nan, 0.0], [1.0, 2.0], [-1.0, -2.0]], np.float32)
+    ids, hamming = np.array([4, 3, 2, 1]), np.zeros(4, int)
+    with np.errstate(invalid="ignore"):
+        ranked = rerank(query, ids, feats, hamming, 4)
+        got = [_prepared(query, ids, feats, hamming, 4, 0.0, limit) for limit in (None, 5)]
+    np.testing.assert_array_equal(ranked.ids, [2, 1, 3, 4])
+    np.testing.assert_array_equal(ranked.similarity, [1.0, 0.0, 0.0, 0.0])
+    for prepared in got:
+        np.testing.assert_array_equal(prepared[0], ranked.ids)
+        np.testing.assert_array_equal(prepared[2], ranked.similarity)
+
+
+def test_duplicate_rows_score_identically_at_every_position_on_the_prepared_path() -> None:
+    rng = np.random.default_rng(9)
+    query = rng.standard_normal(128).astype(np.float32)
+    row = rng.standard_normal(128).astype(np.float16).astype(np.float32)
+    feats = np.repeat(row[None], 101, axis=0)
+    ids = rng.permutation(1000)[:101].astype(np.int64)
+    got = _prepared(query, ids, feats, np.zeros(101, int), 101, 0.0, 1000)
+    assert np.unique(got[2]).shape == (1,)
+    np.testing.assert_array_equal(got[0], np.sort(ids))

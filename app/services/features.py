@@ -1,16 +1,21 @@
 """In-memory store of the reduced re-ranking features, keyed by image id.
 
 The database holds the vectors as float16 blobs; the store keeps them as one contiguous float32
-matrix (converted once, on add) so that a query's re-ranking is a single row gather plus one small
-dot product: no per-query dtype conversion, no Python loop over ids, no database round trip.
-Ids map to rows through a sorted id array (`searchsorted`), which works for any int64 ids.
+matrix (converted once, on add), with each row's L2 norm (also computed once, on add), so that a
+query's re-ranking is a single row gather plus one small dot product: no per-query dtype
+conversion or norm, no Python loop over ids, no database round trip.
+Ids map to rows through a dense id -> row array while the ids are positive and not too sparse
+(database ids grow from 1), else through a sorted id array (`searchsorted`), for any int64 ids.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import numpy as np
+
+from index.rerank import similarity_divisors
 
 FEATURE_DTYPE = np.dtype("<f2")  # the database format
 MEMORY_DTYPE = np.dtype(np.float32)  # the in-memory format
@@ -31,27 +36,56 @@ def features_from_bytes(blobs: list[bytes], dim: int) -> np.ndarray:
     return joined.reshape(len(blobs), dim)
 
 
+# A dense id -> row array is used while the largest id is below this many entries per live id
+# (plus a floor): 8 bytes per entry, so at most a few times the memory of the sorted id map.
+_DENSE_PER_ID = 4
+_DENSE_FLOOR = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """What a reader needs, published as one object (one attribute read takes it whole)."""
+
+    keys: np.ndarray  # sorted ids
+    rows: np.ndarray  # matrix row of each key
+    matrix: np.ndarray  # float32 [capacity, d]; rows past the used ones are not referenced
+    divisors: np.ndarray  # float32 [capacity], `similarity_divisors` of each matrix row
+    dense: np.ndarray | None  # row of each id (-1: none), last entry -1; None: use `keys`
+
+    def slots(self, ids: np.ndarray) -> np.ndarray:
+        """Matrix row of each id, -1 where the id is not stored."""
+        if self.dense is not None:
+            # Ids in dense mode are >= 1: a negative id clips to entry 0 and a too-large id to
+            # the last entry, and both hold -1.
+            return self.dense.take(ids, mode="clip")
+        keys = self.keys
+        pos = np.searchsorted(keys, ids)
+        np.minimum(pos, keys.shape[0] - 1, out=pos)
+        return np.where(keys[pos] == ids, self.rows[pos], -1)
+
+
 class FeatureStore:
     """Append-mostly float32 matrix with an id -> row map; rows of deleted ids are left as holes.
 
-    Readers see a consistent snapshot (`_keys`, `_rows` and `_matrix` are swapped together under
-    the lock and never modified in place where a reader may look), so a lookup holds the lock
-    only to take the snapshot.
+    Readers see a consistent snapshot: writers (serialised by the lock) build new id maps and
+    publish them with the matrix in one `_Snapshot`, and only write matrix rows that no published
+    map references yet, so a lookup takes no lock at all.
     """
 
     def __init__(self, dim: int, capacity: int = 1024) -> None:
         self.dim = dim
-        self._matrix = np.zeros((max(capacity, 1), dim), MEMORY_DTYPE)
-        self._keys = np.empty(0, np.int64)  # sorted ids
-        self._rows = np.empty(0, np.int64)  # matrix row of each key
+        empty = np.empty(0, np.int64)
+        rows = max(capacity, 1)
+        self._snap = _Snapshot(empty, empty, np.zeros((rows, dim), MEMORY_DTYPE),
+                               np.ones(rows, MEMORY_DTYPE), np.full(1, -1, np.int64))  # fmt: skip
         self._used = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return int(self._keys.shape[0])
+        return int(self._snap.keys.shape[0])
 
     def __contains__(self, image_id: int) -> bool:
-        return bool(self.take(np.array([image_id], np.int64))[0][0])
+        return bool(self._snap.slots(np.array([image_id], np.int64))[0] >= 0)
 
     def add(self, ids: np.ndarray, features: np.ndarray) -> None:
         """Store (or replace) the features of `ids` (values as float16 would hold them)."""
@@ -61,29 +95,46 @@ class FeatureStore:
         if feats.shape[0] != ids.shape[0]:
             raise ValueError(f"{ids.shape[0]} ids but {feats.shape[0]} feature rows")
         with self._lock:
-            start = self._used
-            self._grow(start + ids.shape[0])
-            self._matrix[start : start + ids.shape[0]] = feats  # rows no reader can see yet
-            self._used += ids.shape[0]
-            self._index_rows(ids, np.arange(start, self._used, dtype=np.int64))
+            start, stop = self._used, self._used + ids.shape[0]
+            matrix, divisors = self._grown(stop)
+            matrix[start:stop] = feats  # rows no published map references yet
+            divisors[start:stop] = similarity_divisors(feats)
+            self._used = stop
+            keys, rows = _index_rows(self._snap, ids, np.arange(start, stop, dtype=np.int64))
+            self._snap = _snapshot(keys, rows, matrix, divisors)
 
     def remove(self, ids: np.ndarray) -> None:
         with self._lock:
-            keep = ~np.isin(self._keys, np.asarray(ids, dtype=np.int64))
-            self._keys, self._rows = self._keys[keep], self._rows[keep]
+            snap = self._snap
+            keep = ~np.isin(snap.keys, np.asarray(ids, dtype=np.int64))
+            self._snap = _snapshot(snap.keys[keep], snap.rows[keep], snap.matrix, snap.divisors)
 
     def take(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(bool mask of `ids` present, float32 [mask.sum(), d] features of those, in order)."""
-        with self._lock:
-            keys, rows, matrix = self._keys, self._rows, self._matrix
-        if keys.shape[0] == 0:
-            return np.zeros(ids.shape, bool), np.empty((0, self.dim), MEMORY_DTYPE)
-        pos = np.searchsorted(keys, ids)
-        np.minimum(pos, keys.shape[0] - 1, out=pos)
-        present = keys[pos] == ids
+        snap = self._snap
+        slots = snap.slots(np.asarray(ids, np.int64))
+        present = slots >= 0
         if not present.all():
-            pos = pos[present]
-        return present, matrix.take(rows[pos], axis=0)
+            slots = slots[present]
+        return present, snap.matrix.take(slots, axis=0)
+
+    def take_prepared(
+        self, ids: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, int | None]:
+        """`take` for re-ranking: (mask, features, their `similarity_divisors`, id limit).
+
+        `ids` must be a non-empty int64 array (the index's candidates). The mask is None when
+        all are present; the id limit (exclusive) bounds the present ids when the store knows
+        one for free (dense id map), else it is None.
+        """
+        snap = self._snap
+        slots = snap.slots(ids)
+        present = None
+        if np.minimum.reduce(slots) < 0:  # cheaper than slots.min()
+            present = slots >= 0
+            slots = slots[present]
+        limit = None if snap.dense is None else snap.dense.shape[0]
+        return present, snap.matrix.take(slots, axis=0), snap.divisors.take(slots), limit
 
     def get(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(present ids, their features as float32 [n, d]); unknown ids are dropped."""
@@ -91,22 +142,39 @@ class FeatureStore:
         present, feats = self.take(ids)
         return ids[present], feats
 
-    def _index_rows(self, ids: np.ndarray, rows: np.ndarray) -> None:
-        keys = self._keys
-        ascending = ids.shape[0] < 2 or bool((ids[1:] > ids[:-1]).all())
-        if ascending and (keys.shape[0] == 0 or ids.shape[0] == 0 or ids[0] > keys[-1]):
-            # The usual case (database ids grow): append, no re-sort.
-            self._keys = np.concatenate([keys, ids])
-            self._rows = np.concatenate([self._rows, rows])
-            return
-        keep = ~np.isin(keys, ids)  # a re-added id points at its new row
-        merged = np.concatenate([keys[keep], ids])
-        order = np.argsort(merged, kind="stable")
-        self._keys, self._rows = merged[order], np.concatenate([self._rows[keep], rows])[order]
+    def _grown(self, needed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The matrix and divisors, replaced by bigger copies when `needed` rows do not fit."""
+        matrix, divisors = self._snap.matrix, self._snap.divisors
+        if needed <= matrix.shape[0]:
+            return matrix, divisors
+        size = max(needed, 2 * matrix.shape[0])
+        bigger = np.zeros((size, self.dim), MEMORY_DTYPE)
+        bigger_divisors = np.ones(size, MEMORY_DTYPE)
+        bigger[: self._used] = matrix[: self._used]
+        bigger_divisors[: self._used] = divisors[: self._used]
+        return bigger, bigger_divisors  # readers holding the old matrix keep a valid copy
 
-    def _grow(self, needed: int) -> None:
-        if needed <= self._matrix.shape[0]:
-            return
-        bigger = np.zeros((max(needed, 2 * self._matrix.shape[0]), self.dim), MEMORY_DTYPE)
-        bigger[: self._used] = self._matrix[: self._used]
-        self._matrix = bigger  # readers holding the old matrix keep a valid copy
+
+def _index_rows(snap: _Snapshot, ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(keys, rows) with `ids` mapped to `rows`, as new arrays."""
+    keys = snap.keys
+    ascending = ids.shape[0] < 2 or bool((ids[1:] > ids[:-1]).all())
+    if ascending and (keys.shape[0] == 0 or ids.shape[0] == 0 or ids[0] > keys[-1]):
+        # The usual case (database ids grow): append, no re-sort.
+        return np.concatenate([keys, ids]), np.concatenate([snap.rows, rows])
+    keep = ~np.isin(keys, ids)  # a re-added id points at its new row
+    merged = np.concatenate([keys[keep], ids])
+    order = np.argsort(merged, kind="stable")
+    return merged[order], np.concatenate([snap.rows[keep], rows])[order]
+
+
+def _snapshot(
+    keys: np.ndarray, rows: np.ndarray, matrix: np.ndarray, divisors: np.ndarray
+) -> _Snapshot:
+    dense = None
+    if keys.shape[0] == 0:
+        dense = np.full(1, -1, np.int64)
+    elif keys[0] >= 1 and keys[-1] < _DENSE_PER_ID * keys.shape[0] + _DENSE_FLOOR:
+        dense = np.full(int(keys[-1]) + 2, -1, np.int64)
+        dense[keys] = rows
+    return _Snapshot(keys, rows, matrix, divisors, dense)

@@ -18,7 +18,8 @@ from app.services.audit import write_event
 from app.services.features import FeatureStore
 from app.services.gate import accepts
 from app.services.runtime import Runtime
-from index import pack_bits, rerank
+from index import pack_bits
+from index.rerank import rerank_prepared
 
 _META_COLUMNS = (
     ImageRecord.id, ImageRecord.external_id, ImageRecord.label, ImageRecord.collection,
@@ -142,17 +143,22 @@ def rerank_candidates(
 ) -> list[tuple[int, int, float]]:
     """(id, hamming, similarity) best first, ties broken by id (see index.rerank).
 
-    Candidates whose features are gone (deleted since the index read) are dropped.
+    Candidates whose features are gone (deleted since the index read) are dropped. The index
+    returns unique int64 ids and the store keeps each row's `similarity_divisors`, so this takes
+    the lean `rerank_prepared` path (same ranking and similarities as `rerank`).
     """
-    present, feats = store.take(ids)
-    if feats.shape[0] != ids.shape[0]:
-        ids, hamming = ids[present], hamming[present]
     if ids.shape[0] == 0:
         return []
-    # The index never returns an id twice, so the uniqueness check can be skipped.
-    ranked = rerank(feature, ids, feats, hamming, k, hamming_weight, bits=bits, check_unique=False)
-    columns = (ranked.ids.tolist(), ranked.hamming.tolist(), ranked.similarity.tolist())
-    return list(zip(*columns, strict=True))
+    present, feats, divisors, id_limit = store.take_prepared(ids)
+    if present is not None:
+        ids, hamming = ids[present], hamming[present]
+        if ids.shape[0] == 0:
+            return []
+    query = np.asarray(feature, np.float32)
+    top = rerank_prepared(
+        query, ids, feats, divisors, hamming, k, hamming_weight, bits, id_limit=id_limit
+    )
+    return list(zip(top[0].tolist(), top[1].tolist(), top[2].tolist(), strict=True))
 
 
 def _with_metadata(rt: Runtime, ranked: list[tuple[int, int, float]]) -> list[SearchHit]:
