@@ -11,7 +11,7 @@ import torch
 
 from models.checkpoint import ACIRCheckpoint
 from models.network import binary_codes
-from models.ood import detector_scores
+from models.ood import detector_scores, forward_with_squeeze, needs_squeeze
 from models.preprocess import to_model_batch
 
 
@@ -20,7 +20,8 @@ class EncodedBatch:
     bits: np.ndarray  # bool [N, n_bits]
     features: np.ndarray  # float32 [N, d], projected and L2-normalised
     ood_scores: np.ndarray  # float32 [N], higher = more out of distribution
-    # wall time of each step in ms: "preprocess", "network", "ood"
+    # wall time of each step in ms: "preprocess", "network", "ood"; "network" includes the
+    # squeezed copies when the OOD detector reads them (they share the batched call)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -59,11 +60,12 @@ class ImageEncoder:
         batch = to_model_batch(list(images), self.ckpt.preprocess)
         marks.append(time.perf_counter())
         with torch.inference_mode():
-            out = self.ckpt.network(batch)
+            ood = self.ckpt.ood
+            out, squeeze = forward_with_squeeze(self.ckpt.network, batch, needs_squeeze(ood))
             bits = binary_codes(out.u).numpy()
             features = self.ckpt.projection.apply(out.feature.numpy())
             marks.append(time.perf_counter())
-            scores = detector_scores(self.ckpt.ood, batch, out, self.ckpt.decoder)
+            scores = detector_scores(ood, batch, out, self.ckpt.decoder, squeeze=squeeze)
             marks.append(time.perf_counter())
         steps = ("preprocess", "network", "ood")
         return EncodedBatch(

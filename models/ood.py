@@ -1,9 +1,11 @@
 """Out-of-distribution detectors for the ACIR gate (every score: higher = more OOD).
 
 Detectors read the quantities one forward pass gives (blended feature, class logits, and the
-stage-2 decoder's reconstruction of the input). Feature statistics are fitted on the training
-split; the threshold is calibrated on in-distribution validation images so that a chosen share of
-them (``target_fpr``) would be rejected. The gate rejects an image when ``score > threshold``.
+stage-2 decoder's reconstruction of the input); the ``squeeze`` member of ``combined`` also reads
+the blended feature of a smoothed copy of the input, from the same batched call. Feature
+statistics are fitted on the training split; the threshold is calibrated on in-distribution
+validation images so that a chosen share of them (``target_fpr``) would be rejected. The gate
+rejects an image when ``score > threshold``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.network import ACIROutput
@@ -25,14 +28,20 @@ logger = logging.getLogger(__name__)
 DETECTORS: tuple[str, ...] = ("reconstruction", "mahalanobis", "knn", "energy", "msp", "combined")
 DEFAULT_DETECTOR = "combined"
 # Scores ``combined`` may draw on: the single detectors plus two Gaussian summary scores (deep-map
-# channel moments, input intensity/texture statistics; see models/ood_moments.py). Indices into
-# this tuple are stored in checkpoints, so only ever append.
+# channel moments, input intensity/texture statistics; see models/ood_moments.py) and the feature
+# squeezing distance (see squeeze_images). Indices into this tuple are stored in checkpoints, so
+# only ever append.
 COMBINABLE: tuple[str, ...] = (
     "reconstruction", "mahalanobis", "knn", "energy", "msp", "deep_moments", "input_stats",
+    "squeeze",
 )  # fmt: skip
 # Chosen on BrainAtlas2D measurements (see fit_combined): the sum of standardised scores of
 # these members beat the max rule and every member alone on far, near and adversarial sets.
-COMBINED_MEMBERS: tuple[str, ...] = ("mahalanobis", "knn", "deep_moments", "input_stats")
+# ``squeeze`` (and its squeezer) was chosen with the val split as in-distribution: it lifted PGD
+# and macaque AUROC without costing far/near.
+COMBINED_MEMBERS: tuple[str, ...] = (
+    "mahalanobis", "knn", "deep_moments", "input_stats", "squeeze",
+)  # fmt: skip
 COMBINE_RULES: tuple[str, ...] = ("max", "sum")
 DEFAULT_COMBINE_RULE = "sum"
 # Members that read an optional OODInputs field.
@@ -40,8 +49,10 @@ _OPTIONAL_INPUTS = {
     "reconstruction": "recon_error",
     "deep_moments": "deep_moments",
     "input_stats": "input_stats",
+    "squeeze": "squeeze",
 }
-# Bumped whenever what fit_stats stores changes meaning; stale statistics are refused.
+# Bumped whenever what fit_stats stores changes meaning (squeeze_images included: the stored
+# standardisation of ``squeeze`` is of distances under that squeezer); stale statistics are refused.
 STATS_VERSION = 2
 # Detectors that read no fitted statistics.
 _STATLESS = ("reconstruction", "energy", "msp")
@@ -95,6 +106,7 @@ class OODInputs:
     recon_error: np.ndarray | None  # float32 [B], None when no decoder was run
     deep_moments: np.ndarray | None = None  # float32 [B, 2·C4], see models/ood_moments.py
     input_stats: np.ndarray | None = None  # float32 [B, 8]
+    squeeze: np.ndarray | None = None  # float32 [B], see squeeze_distance
 
     @staticmethod
     def concat(parts: list[OODInputs]) -> OODInputs:
@@ -108,6 +120,7 @@ class OODInputs:
             recon_error=join("recon_error"),
             deep_moments=join("deep_moments"),
             input_stats=join("input_stats"),
+            squeeze=join("squeeze"),
         )
 
 
@@ -119,8 +132,71 @@ def reconstruction_error(images: Tensor, deep: Tensor, decoder: nn.Module) -> np
     return error.detach().cpu().numpy().astype(np.float32)
 
 
-def ood_inputs(images: Tensor, out: ACIROutput, decoder: nn.Module | None) -> OODInputs:
-    """Collect detector inputs from one forward pass (decoder optional)."""
+def _median3(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    return torch.maximum(torch.minimum(a, b), torch.minimum(torch.maximum(a, b), c))
+
+
+def median3x3(images: Tensor) -> Tensor:
+    """3×3 median filter of B×C×H×W images (replicated borders), same shape.
+
+    Separable: sort each horizontal triple, then the window's median is the median of (the
+    largest of the three row minima, the median of the row medians, the smallest row maximum).
+    About 10× faster on a CPU thread than a median over unfolded windows, and exactly equal.
+    """
+    padded = F.pad(images, (1, 1, 1, 1), mode="replicate")
+    a, b, c = padded[..., :-2], padded[..., 1:-1], padded[..., 2:]
+    low_ab, high_ab = torch.minimum(a, b), torch.maximum(a, b)
+    low, high = torch.minimum(low_ab, c), torch.maximum(high_ab, c)
+    mid = torch.maximum(low_ab, torch.minimum(high_ab, c))
+
+    def rows(t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return t[..., :-2, :], t[..., 1:-1, :], t[..., 2:, :]
+
+    max_low = torch.stack(rows(low)).amax(0)
+    min_high = torch.stack(rows(high)).amin(0)
+    return _median3(max_low, _median3(*rows(mid)), min_high)
+
+
+def squeeze_images(images: Tensor) -> Tensor:
+    """Feature-squeezing copy (Xu et al., NDSS 2018) of B×C×S×S images: a 3×3 median, then a
+    2×2 mean, per channel with replicated borders.
+
+    Adversarial perturbations are high-frequency, so the smoothing undoes much of their effect on
+    the network, while clean brain patches (smooth at this scale) barely change.
+    """
+    median = median3x3(images)
+    return F.avg_pool2d(F.pad(median, (0, 1, 0, 1), mode="replicate"), 2, stride=1)
+
+
+def squeeze_distance(feature: Tensor, squeezed_feature: Tensor) -> np.ndarray:
+    """float32 [B]: cosine distance between each image's blended feature and its squeezed copy's."""
+    cosine = F.cosine_similarity(feature.float(), squeezed_feature.float(), dim=1, eps=1e-12)
+    return (1.0 - cosine).detach().cpu().numpy().astype(np.float32)
+
+
+def forward_with_squeeze(
+    network: nn.Module, images: Tensor, squeeze: bool
+) -> tuple[ACIROutput, np.ndarray | None]:
+    """The network's output on ``images`` and, with ``squeeze``, their squeeze distances.
+
+    The squeezed copies go through the same call, concatenated along the batch dimension: one
+    batched pass costs less than two (about +50% instead of +100% at batch 1 on a CPU thread).
+    """
+    if not squeeze:
+        return network(images), None
+    n = len(images)
+    both = network(torch.cat([images, squeeze_images(images)]))
+    out = ACIROutput(*(t[:n] for t in both))
+    return out, squeeze_distance(out.feature, both.feature[n:])
+
+
+def ood_inputs(
+    images: Tensor,
+    out: ACIROutput,
+    decoder: nn.Module | None,
+    squeeze: np.ndarray | None = None,
+) -> OODInputs:
+    """Collect detector inputs from one forward pass (decoder and squeeze distances optional)."""
     error = None if decoder is None else reconstruction_error(images, out.deep, decoder)
     return OODInputs(
         feature=out.feature.detach().cpu().numpy().astype(np.float32),
@@ -128,11 +204,16 @@ def ood_inputs(images: Tensor, out: ACIROutput, decoder: nn.Module | None) -> OO
         recon_error=error,
         deep_moments=deep_moments(out.deep),
         input_stats=input_statistics(images),
+        squeeze=squeeze,
     )
 
 
 def collect_inputs(
-    network: nn.Module, decoder: nn.Module | None, images: Tensor, batch_size: int = 256
+    network: nn.Module,
+    decoder: nn.Module | None,
+    images: Tensor,
+    batch_size: int = 256,
+    squeeze: bool = True,
 ) -> OODInputs:
     """Batched eval-mode forward passes over preprocessed images (B×C×S×S in [0,1])."""
     network.eval()
@@ -142,7 +223,8 @@ def collect_inputs(
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size]
-            parts.append(ood_inputs(batch, network(batch), decoder))
+            out, distances = forward_with_squeeze(network, batch, squeeze)
+            parts.append(ood_inputs(batch, out, decoder, distances))
     return OODInputs.concat(parts)
 
 
@@ -216,6 +298,12 @@ def _single_score(stats: dict[str, np.ndarray], inputs: OODInputs, name: str) ->
         return _gaussian_member(stats, inputs.deep_moments, name)
     if name == "input_stats":
         return _gaussian_member(stats, inputs.input_stats, name)
+    if name == "squeeze":
+        if inputs.squeeze is None:
+            raise ValueError(
+                "squeeze distances were not collected for these inputs (forward_with_squeeze)"
+            )
+        return inputs.squeeze.astype(np.float32)
     raise ValueError(f"{name!r} is not a single detector")
 
 
@@ -256,12 +344,18 @@ def check_stats_version(stats: dict[str, np.ndarray]) -> None:
         )
 
 
-def _needs_decoder(state: OODState, name: str) -> bool:
-    if name == "reconstruction":
+def _uses_member(state: OODState, name: str, member: str) -> bool:
+    """Whether detector ``name`` of ``state`` reads ``member`` (itself, or inside ``combined``)."""
+    if name == member:
         return True
     if name != "combined" or "combined_members" not in state.stats:
         return False
-    return COMBINABLE.index("reconstruction") in set(state.stats["combined_members"].tolist())
+    return COMBINABLE.index(member) in set(state.stats["combined_members"].tolist())
+
+
+def needs_squeeze(state: OODState, detector: str | None = None) -> bool:
+    """Whether scoring needs the squeezed copy's forward pass (see forward_with_squeeze)."""
+    return _uses_member(state, check_detector(detector or state.detector), "squeeze")
 
 
 def detector_scores(
@@ -270,11 +364,13 @@ def detector_scores(
     out: ACIROutput,
     decoder: nn.Module | None,
     detector: str | None = None,
+    squeeze: np.ndarray | None = None,
 ) -> np.ndarray:
-    """float32 [B] OOD scores (higher = more OOD); ``images`` is the preprocessed network input."""
+    """float32 [B] OOD scores (higher = more OOD); ``images`` is the preprocessed network input,
+    ``squeeze`` the squeeze distances when the detector reads them (forward_with_squeeze)."""
     name = check_detector(detector or state.detector)
-    use_decoder = decoder if _needs_decoder(state, name) else None
-    return scores_from_inputs(state, ood_inputs(images, out, use_decoder), name)
+    use_decoder = decoder if _uses_member(state, name, "reconstruction") else None
+    return scores_from_inputs(state, ood_inputs(images, out, use_decoder, squeeze), name)
 
 
 def calibrate_threshold(val_scores: np.ndarray, target_fpr: float) -> float:

@@ -16,16 +16,23 @@ from models.decoder import ReconstructionDecoder
 from models.network import ACIRNet
 from models.ood import (
     COMBINABLE,
+    COMBINED_MEMBERS,
     DETECTORS,
     OODInputs,
     OODState,
     calibrate_threshold,
+    collect_inputs,
     detector_scores,
     energy_score,
     fit_combined,
     fit_ood_state,
+    forward_with_squeeze,
+    median3x3,
     msp_score,
+    needs_squeeze,
     scores_from_inputs,
+    squeeze_distance,
+    squeeze_images,
     state_from_inputs,
 )
 from models.ood_eval import auroc, fpr_at_tpr, ood_report_markdown, rejection_rate
@@ -188,9 +195,13 @@ def test_network_detectors_flag_checkerboards(
     state = fit_ood_state(network, decoder, _smooth_images(300, 0), _smooth_images(40, 1), detector)
     assert state.detector == detector and math.isfinite(state.threshold)
     clean, odd = _smooth_images(16, 2), _checkerboards(4)
+    assert needs_squeeze(state) == (detector == "combined")
+    scores = []
     with torch.inference_mode():
-        in_scores = detector_scores(state, clean, network(clean), decoder)
-        ood_scores = detector_scores(state, odd, network(odd), decoder)
+        for x in (clean, odd):
+            out, squeeze = forward_with_squeeze(network, x, needs_squeeze(state))
+            scores.append(detector_scores(state, x, out, decoder, squeeze=squeeze))
+    in_scores, ood_scores = scores
     assert in_scores.shape == (16,) and in_scores.dtype == np.float32
     assert ood_scores.min() > in_scores.max()
     assert (ood_scores > state.threshold).all()
@@ -308,3 +319,97 @@ def test_stale_statistics_are_refused() -> None:
     with pytest.raises(ValueError, match="refit"):
         scores_from_inputs(state, probe, "knn")
     assert scores_from_inputs(state, probe, "energy").shape == (4,)  # reads no statistics
+
+
+# ---------------------------------------------------------------- feature squeezing
+
+
+def _high_frequency(images: torch.Tensor, amplitude: float = 0.1) -> torch.Tensor:
+    """``images`` plus a ±amplitude checkerboard (a stand-in for an adversarial perturbation)."""
+    sign = 2 * _checkerboards(1)[:, :, : images.shape[2], : images.shape[3]] - 1
+    return (images + amplitude * sign).clamp(0, 1)
+
+
+def test_squeezing_keeps_smooth_images_and_removes_high_frequencies() -> None:
+    flat = torch.full((1, 3, 8, 8), 0.3)
+    torch.testing.assert_close(squeeze_images(flat), flat)
+    # a checkerboard survives the 3×3 median (5 of 9 agree with the centre); the 2×2 mean then
+    # averages it to 0.5 (away from the replicated borders)
+    assert squeeze_images(_checkerboards(1))[..., 2:-2, 2:-2].eq(0.5).all()
+    smooth = _smooth_images(8, 2)
+    assert squeeze_images(smooth).shape == smooth.shape
+    assert (squeeze_images(smooth) - smooth).abs().mean() < 0.03
+    noisy = _high_frequency(smooth)
+    assert (squeeze_images(noisy) - noisy).abs().mean() > 0.08
+
+
+@pytest.mark.parametrize("levels", [3, 1000])  # few levels: many ties in the windows
+def test_median3x3_matches_a_sorted_window_median(levels: int) -> None:
+    images = torch.randint(0, levels, (2, 3, 9, 13), generator=torch.Generator().manual_seed(0))
+    images = images.float() / levels
+    windows = torch.nn.functional.pad(images, (1, 1, 1, 1), mode="replicate")
+    windows = windows.unfold(2, 3, 1).unfold(3, 3, 1).flatten(-2)
+    assert torch.equal(median3x3(images), windows.median(dim=-1).values)
+
+
+def test_squeeze_distance_rises_with_a_high_frequency_perturbation(
+    tiny_model: tuple[ACIRNet, ReconstructionDecoder],
+) -> None:
+    network, _ = tiny_model
+    clean = _smooth_images(16, 2)
+    with torch.inference_mode():
+        _, smooth = forward_with_squeeze(network, clean, True)
+        _, perturbed = forward_with_squeeze(network, _high_frequency(clean), True)
+    assert smooth is not None and perturbed is not None
+    assert smooth.shape == (16,) and smooth.dtype == np.float32 and (smooth >= -1e-6).all()
+    assert perturbed.mean() > 2 * smooth.mean()
+    assert (perturbed > smooth).mean() > 0.75
+
+
+def test_forward_with_squeeze_matches_separate_passes(
+    tiny_model: tuple[ACIRNet, ReconstructionDecoder],
+) -> None:
+    network, _ = tiny_model
+    images = _smooth_images(5, 3)
+    with torch.inference_mode():
+        out, distances = forward_with_squeeze(network, images, True)
+        alone, squeezed = network(images), network(squeeze_images(images))
+        plain, none = forward_with_squeeze(network, images, False)
+    assert none is None and len(out.u) == 5
+    for got, want in zip(out, alone, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(plain.u, alone.u)
+    assert distances is not None
+    np.testing.assert_allclose(
+        distances, squeeze_distance(alone.feature, squeezed.feature), rtol=1e-3, atol=1e-6
+    )
+    np.testing.assert_allclose(squeeze_distance(alone.feature, alone.feature), 0.0, atol=1e-6)
+
+
+def test_squeeze_member_is_fitted_stored_and_required(
+    tiny_model: tuple[ACIRNet, ReconstructionDecoder],
+) -> None:
+    network, _ = tiny_model
+    assert "squeeze" in COMBINED_MEMBERS
+    state = fit_ood_state(network, None, _smooth_images(200, 0), _smooth_images(40, 1))
+    members = [COMBINABLE[i] for i in state.stats["combined_members"]]
+    assert "squeeze" in members and needs_squeeze(state)
+    assert not needs_squeeze(state, "mahalanobis")
+    back = OODState.from_dict(state.to_dict())
+    assert needs_squeeze(back)
+    clean = _smooth_images(8, 2)
+    with torch.inference_mode():
+        out, squeeze = forward_with_squeeze(network, clean, True)
+        np.testing.assert_array_equal(
+            detector_scores(back, clean, out, None, squeeze=squeeze),
+            detector_scores(state, clean, out, None, squeeze=squeeze),
+        )
+        with pytest.raises(ValueError, match="squeeze distances were not collected"):
+            detector_scores(state, clean, out, None)
+        # a gate fitted before the member existed (its stored members lack it) still scores
+        # from one plain forward pass
+        val = collect_inputs(network, None, _smooth_images(40, 1), squeeze=False)
+        state.stats.update(fit_combined(state.stats, val))
+        assert "squeeze" not in [COMBINABLE[i] for i in state.stats["combined_members"]]
+        assert not needs_squeeze(state)
+        assert detector_scores(state, clean, network(clean), None).shape == (8,)
