@@ -96,7 +96,7 @@ def run_checkpoint(path: str, args: argparse.Namespace) -> None:
     from models.checkpoint import load_checkpoint
     from models.encoder import ImageEncoder
 
-    encoder = ImageEncoder(load_checkpoint(Path(path)))
+    encoder = ImageEncoder(load_checkpoint(Path(path)), threads=args.threads)  # as the service
     image = np.random.default_rng(0).integers(0, 255, size=(64, 64), dtype=np.uint8)
     times = []
     for index in range(10 + args.repeats):
