@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -385,6 +386,18 @@ def calibrate_threshold(val_scores: np.ndarray, target_fpr: float) -> float:
     return float(scores[scores.size - 1 - allowed])
 
 
+def calibrate_on_sets(score_sets: Sequence[np.ndarray], target_fpr: float) -> float:
+    """The lowest threshold that rejects at most ``target_fpr`` of EACH in-distribution set.
+
+    With calibration images from several sources (here two brain volumes), a pooled quantile
+    lets the larger or more typical source hide an over-rejected one; the per-set maximum keeps
+    the false-rejection promise for every source.
+    """
+    if not score_sets:
+        raise ValueError("calibrate_on_sets needs at least one set of scores")
+    return max(calibrate_threshold(scores, target_fpr) for scores in score_sets)
+
+
 def fit_mahalanobis(feature: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
     """Class means and a shrunk shared precision matrix of the raw blended features.
 
@@ -462,11 +475,14 @@ def state_from_inputs(
     detector: str = DEFAULT_DETECTOR,
     target_fpr: float = 0.05,
     train_labels: np.ndarray | None = None,
+    extra_calibration: Sequence[OODInputs] = (),
 ) -> OODState:
-    """Fit statistics and calibrate the chosen detector's threshold on val scores."""
+    """Fit statistics and calibrate the chosen detector's threshold on val scores (and on each
+    ``extra_calibration`` set: at most ``target_fpr`` of every one is rejected)."""
     state = OODState(detector=check_detector(detector), target_fpr=target_fpr)
     state.stats = fit_stats(train, val, train_labels)
-    state.threshold = calibrate_threshold(scores_from_inputs(state, val), target_fpr)
+    sets = [scores_from_inputs(state, inputs) for inputs in (val, *extra_calibration)]
+    state.threshold = calibrate_on_sets(sets, target_fpr)
     logger.info(
         "OOD gate %s: threshold %.5g at target FPR %.3f", detector, state.threshold, target_fpr
     )
@@ -482,12 +498,16 @@ def fit_ood_state(
     target_fpr: float = 0.05,
     batch_size: int = 256,
     train_labels: np.ndarray | None = None,
+    extra_calibration_images: Sequence[Tensor] = (),
 ) -> OODState:
-    """Fit on the TRAIN split and calibrate on in-distribution VAL images (both preprocessed).
+    """Fit on the TRAIN split and calibrate on in-distribution VAL images (all preprocessed),
+    and on any ``extra_calibration_images`` sets (held-out in-distribution images of other
+    sources; see `calibrate_on_sets`).
 
     ``train_labels`` (optional) gives the Mahalanobis classes; without them the network's own
     predictions are used.
     """
     train = collect_inputs(network, decoder, train_images, batch_size)
     val = collect_inputs(network, decoder, val_images, batch_size)
-    return state_from_inputs(train, val, detector, target_fpr, train_labels)
+    extra = [collect_inputs(network, decoder, x, batch_size) for x in extra_calibration_images]
+    return state_from_inputs(train, val, detector, target_fpr, train_labels, extra)

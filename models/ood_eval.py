@@ -28,7 +28,7 @@ from models.ood import (
     STATS_VERSION,
     OODInputs,
     OODState,
-    calibrate_threshold,
+    calibrate_on_sets,
     check_detector,
     collect_inputs,
     scores_from_inputs,
@@ -37,6 +37,9 @@ from models.pipeline import load_training_data, ood_state_for
 from models.preprocess import to_model_batch
 
 logger = logging.getLogger(__name__)
+
+# The in-distribution splits thresholds are calibrated on (as `pipeline.ood_state_for` does).
+CALIBRATION_SPLITS = ("val", "db")
 
 
 # ---------------------------------------------------------------- metrics
@@ -167,13 +170,17 @@ def evaluation_inputs(
 
 
 def operating_thresholds(
-    state: OODState, val: OODInputs, detectors: Sequence[str]
+    state: OODState, calibration: Sequence[OODInputs], detectors: Sequence[str]
 ) -> dict[str, float]:
-    """The shipped threshold for the shipped detector, val-calibrated ones for the others."""
+    """The shipped threshold for the shipped detector; for the others, thresholds calibrated
+    the way the shipped one was (at most the target share of each calibration set rejected)."""
     return {
         name: state.threshold
         if name == state.detector and math.isfinite(state.threshold)
-        else calibrate_threshold(scores_from_inputs(state, val, name), state.target_fpr)
+        else calibrate_on_sets(
+            [scores_from_inputs(state, inputs, name) for inputs in calibration],
+            state.target_fpr,
+        )
         for name in detectors
     }
 
@@ -205,8 +212,9 @@ def evaluate_ood(
     if not _has_all_stats(state):
         logger.warning("checkpoint OOD statistics missing or stale; refitting from %s", data_dir)
         state = refit_ood(ckpt, data_dir, state.detector, state.target_fpr)
-    val_batch, _ = split_batch(ckpt, data_dir, "val", 4000, seed)
-    thresholds = operating_thresholds(state, _inputs(ckpt, val_batch), detectors)
+    calibration = [_inputs(ckpt, split_batch(ckpt, data_dir, name, 4000, seed)[0])
+                   for name in CALIBRATION_SPLITS]  # fmt: skip
+    thresholds = operating_thresholds(state, calibration, detectors)
     in_sets, ood_sets, flips = evaluation_inputs(
         ckpt, data_dir, max_per_set, attack_count, epsilons, seed
     )

@@ -46,20 +46,30 @@ def _batch(images: np.ndarray, spec: PreprocessSpec) -> torch.Tensor:
 def ood_state_for(
     ckpt: ACIRCheckpoint, data: TrainingData, detector: str, target_fpr: float
 ) -> OODState:
-    """OOD statistics from the train split (with its labels), threshold calibrated on val.
+    """OOD statistics from the train split (with its labels); threshold calibrated so that at
+    most ``target_fpr`` of val AND of db (held-out images of the training volume, the archive the
+    service indexes) are rejected: val alone (a smooth population template) set a threshold
+    that refused 9% of the training volume's own held-out patches.
 
     The one OOD fit: the end of `acir train`, `acir train --stage ood` and `acir eval-ood` (for
     stale statistics) all use it, so they agree.
     """
+    val, *others = calibration_batches(data)
     return fit_ood_state(
         ckpt.network,
         ckpt.decoder,
         _batch(data.train.images, data.spec),
-        _batch(data.val.images, data.spec),
+        val,
         detector=detector,
         target_fpr=target_fpr,
         train_labels=data.train.labels,
+        extra_calibration_images=others,
     )
+
+
+def calibration_batches(data: TrainingData) -> list[torch.Tensor]:
+    """The in-distribution sets an OOD threshold is calibrated on: val, then db."""
+    return [_batch(data.val.images, data.spec), _batch(data.db.images, data.spec)]
 
 
 def fit_checkpoint_projection(

@@ -20,6 +20,7 @@ from models.ood import (
     DETECTORS,
     OODInputs,
     OODState,
+    calibrate_on_sets,
     calibrate_threshold,
     collect_inputs,
     detector_scores,
@@ -65,6 +66,19 @@ def test_fpr_at_95_tpr_hand_example() -> None:
     assert fpr_at_tpr(in_scores, np.array([0.25, 0.35, 0.5, 0.6])) == 0.5
     assert fpr_at_tpr(in_scores, np.array([0.5, 0.6])) == 0.0
     assert fpr_at_tpr(in_scores, np.array([0.05])) == 1.0
+
+
+def test_calibrate_on_sets_keeps_the_target_on_every_set() -> None:
+    rng = np.random.default_rng(0)
+    typical, shifted = rng.normal(0, 1, 400), rng.normal(0.8, 1, 2000)
+    threshold = calibrate_on_sets([typical, shifted], 0.05)
+    assert rejection_rate(typical, threshold) <= 0.05
+    assert rejection_rate(shifted, threshold) == pytest.approx(0.05, abs=1e-9)
+    # A pooled quantile would let the larger, shifted set dominate; per-set is never below it.
+    assert threshold == max(calibrate_threshold(s, 0.05) for s in (typical, shifted))
+    assert calibrate_on_sets([typical], 0.05) == calibrate_threshold(typical, 0.05)
+    with pytest.raises(ValueError):
+        calibrate_on_sets([], 0.05)
 
 
 def test_calibrate_threshold_hits_target_rate() -> None:
