@@ -25,6 +25,9 @@ class ACIROutput(NamedTuple):
     logits: Tensor  # B×num_classes
     feature: Tensor  # B×feature_dim, the blended feature f
     deep: Tensor  # B×C4×h×w, the raw layer4 map (decoder input)
+    # B×C2×h2×w2, the raw layer2 map (read by the OOD gate); None where a caller builds an
+    # output without it
+    shallow: Tensor | None = None
 
 
 def binary_codes(u: Tensor) -> Tensor:
@@ -82,8 +85,8 @@ class ACIRNet(nn.Module):
         """Width of the blended feature."""
         return self.config.feature_dim
 
-    def blended_feature(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``(f, x4)`` for an input batch in [0,1]."""
+    def blended_feature(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(f, x2, x4)`` for an input batch in [0,1]."""
         size = self.config.image_size
         if x.dim() != 4 or x.shape[1:] != (self.config.in_channels, size, size):
             raise ValueError(
@@ -93,12 +96,12 @@ class ACIRNet(nn.Module):
         parts = [self.fusion(self.shallow_attn(x2), self.deep_attn(x4))]
         if self.pit is not None:
             parts = [*self.pit(x4), *parts]  # global, local, DaRF
-        return torch.cat(parts, dim=1), x4
+        return torch.cat(parts, dim=1), x2, x4
 
     def forward(self, x: Tensor) -> ACIROutput:
-        feature, x4 = self.blended_feature(x)
+        feature, x2, x4 = self.blended_feature(x)
         hidden, u = self.head(feature)
-        return ACIROutput(u=u, logits=self.classifier(hidden), feature=feature, deep=x4)
+        return ACIROutput(u=u, logits=self.classifier(hidden), feature=feature, deep=x4, shallow=x2)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -1,7 +1,8 @@
 """Gaussian (Mahalanobis) scoring of summary statistics, for the OOD detectors.
 
-Besides the blended feature, two cheap per-image summaries feed the ``combined`` detector:
-channel means and standard deviations of the deep (layer-4) map, and a handful of intensity /
+Besides the blended feature, cheap per-image summaries feed the ``combined`` detector: channel
+means and standard deviations of a feature map (the deep layer-4 map, and the shallow layer-2
+map as in multi-layer Mahalanobis, Lee et al., NeurIPS 2018), and a handful of intensity /
 texture statistics of the preprocessed input. Each is modelled as a Gaussian with a shrunk
 covariance fitted on the training split.
 """
@@ -15,9 +16,9 @@ from torch import Tensor
 DEFAULT_SHRINKAGE = 0.1
 
 
-def deep_moments(deep: Tensor) -> np.ndarray:
-    """float32 [B, 2·C]: per-channel spatial mean and standard deviation of the deep map."""
-    flat = deep.detach().float().flatten(2)
+def channel_moments(feature_map: Tensor) -> np.ndarray:
+    """float32 [B, 2·C]: per-channel spatial mean and standard deviation of a B×C×h×w map."""
+    flat = feature_map.detach().float().flatten(2)
     return torch.cat([flat.mean(2), flat.std(2, unbiased=False)], 1).cpu().numpy()
 
 

@@ -35,6 +35,8 @@ def _check_shapes(out: ACIROutput, config: ModelConfig, batch: int, classes: int
     assert out.logits.shape == (batch, classes)
     assert out.feature.shape == (batch, config.feature_dim)
     assert out.deep.shape == (batch, config.c4, config.x4_size, config.x4_size)
+    assert out.shallow is not None
+    assert out.shallow.shape == (batch, config.c2, config.x2_size, config.x2_size)
 
 
 def test_tiny_output_shapes_and_decoder_range() -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from models.checkpoint import load_checkpoint, new_checkpoint, save_checkpoint
 from models.config import preset
 from models.data.ood_sets import BENIGN_KINDS
 from models.decoder import ReconstructionDecoder
@@ -28,6 +29,8 @@ from models.ood import (
     fit_combined,
     fit_ood_state,
     forward_with_squeeze,
+    knn_score,
+    mahalanobis_score,
     median3x3,
     msp_score,
     needs_squeeze,
@@ -37,7 +40,7 @@ from models.ood import (
     state_from_inputs,
 )
 from models.ood_eval import auroc, fpr_at_tpr, ood_report_markdown, rejection_rate
-from models.ood_moments import deep_moments, fit_gaussian, input_statistics, min_mahalanobis
+from models.ood_moments import channel_moments, fit_gaussian, input_statistics, min_mahalanobis
 
 torch.set_num_threads(1)
 
@@ -299,7 +302,7 @@ def test_gaussian_fit_and_distance_by_hand() -> None:
 
 def test_summary_statistics_shapes_and_values() -> None:
     deep = torch.arange(2 * 3 * 4, dtype=torch.float32).view(2, 3, 2, 2)
-    moments = deep_moments(deep)
+    moments = channel_moments(deep)
     assert moments.shape == (2, 6)
     np.testing.assert_allclose(moments[0, :3], [1.5, 5.5, 9.5])
     flat = torch.full((1, 3, 8, 8), 0.02)
@@ -427,3 +430,103 @@ def test_squeeze_member_is_fitted_stored_and_required(
         assert "squeeze" not in [COMBINABLE[i] for i in state.stats["combined_members"]]
         assert not needs_squeeze(state)
         assert detector_scores(state, clean, network(clean), None).shape == (8,)
+
+
+# ---------------------------------------------------------------- shallow-map moments
+
+
+def test_shallow_moments_member_is_fitted_stored_and_scored(
+    tiny_model: tuple[ACIRNet, ReconstructionDecoder], tmp_path: Path
+) -> None:
+    network, _ = tiny_model
+    assert "shallow_moments" in COMBINED_MEMBERS
+    train_labels = np.arange(200) % 3
+    state = fit_ood_state(
+        network, None, _smooth_images(200, 0), _smooth_images(40, 1), train_labels=train_labels
+    )
+    assert "shallow_moments" in [COMBINABLE[i] for i in state.stats["combined_members"]]
+    c2 = network.config.c2
+    assert state.stats["shallow_moments_mean"].shape == (3, 2 * c2)  # one mean per class
+    assert state.stats["shallow_moments_precision"].shape == (2 * c2, 2 * c2)
+    clean, odd = _smooth_images(8, 2), _checkerboards(4)
+    probe = collect_inputs(network, None, torch.cat([clean, odd]))
+    assert probe.shallow_moments is not None and probe.shallow_moments.shape == (12, 2 * c2)
+    member = min_mahalanobis(
+        probe.shallow_moments,
+        state.stats["shallow_moments_mean"],
+        state.stats["shallow_moments_precision"],
+    )
+    assert member[8:].min() > member[:8].max()
+    # through a saved and loaded checkpoint, as the service scores
+    ckpt = new_checkpoint(network.config, ["a", "b", "c"])
+    ckpt.network.load_state_dict(network.state_dict())
+    ckpt.ood = state
+    save_checkpoint(ckpt, tmp_path / "gate.pt")
+    loaded = load_checkpoint(tmp_path / "gate.pt")
+    for key in ("shallow_moments_mean", "shallow_moments_precision", "combined_members"):
+        np.testing.assert_array_equal(loaded.ood.stats[key], state.stats[key])
+    with torch.inference_mode():
+        out, squeeze = forward_with_squeeze(loaded.network.eval(), clean, True)
+        np.testing.assert_allclose(
+            detector_scores(loaded.ood, clean, out, None, squeeze=squeeze),
+            scores_from_inputs(state, collect_inputs(network, None, clean)),
+            rtol=1e-4,
+            atol=1e-4,
+        )
+
+
+def test_shallow_moments_without_the_map_or_statistics_say_so(
+    tiny_model: tuple[ACIRNet, ReconstructionDecoder],
+) -> None:
+    network, _ = tiny_model
+    state = fit_ood_state(network, None, _smooth_images(100, 0), _smooth_images(40, 1))
+    clean = _smooth_images(4, 2)
+    with torch.inference_mode():
+        out, squeeze = forward_with_squeeze(network, clean, True)
+        assert out.shallow is not None and len(out.shallow) == 4
+        without_map = out._replace(shallow=None)  # an output built without the layer-2 map
+        with pytest.raises(ValueError, match="shallow_moments were not collected"):
+            detector_scores(state, clean, without_map, None, squeeze=squeeze)
+    probe = collect_inputs(network, None, clean)
+    del state.stats["shallow_moments_precision"]
+    with pytest.raises(ValueError, match="'shallow_moments' is not fitted"):
+        scores_from_inputs(state, probe)
+
+
+def test_gate_fitted_before_shallow_moments_scores_unchanged(
+    tiny_model: tuple[ACIRNet, ReconstructionDecoder],
+) -> None:
+    """A checkpoint whose stored members predate ``shallow_moments`` (the members shipped before
+    it) keeps scoring as before: from its own members, with an output that lacks the map."""
+    network, _ = tiny_model
+    old_members = ("mahalanobis", "knn", "deep_moments", "input_stats", "squeeze")
+    state = fit_ood_state(network, None, _smooth_images(100, 0), _smooth_images(40, 1))
+    val = collect_inputs(network, None, _smooth_images(40, 1))
+    state.stats.update(fit_combined(state.stats, val, old_members))
+    for key in ("shallow_moments_mean", "shallow_moments_precision"):
+        del state.stats[key]  # an old gate stores no statistics for it
+    back = OODState.from_dict(state.to_dict())
+    clean = torch.cat([_smooth_images(6, 2), _checkerboards(2)])
+    probe = collect_inputs(network, None, clean)
+    assert probe.deep_moments is not None and probe.input_stats is not None
+    assert probe.squeeze is not None
+    stats = back.stats
+    members = [
+        mahalanobis_score(probe.feature, stats),
+        knn_score(probe.feature, stats),
+        min_mahalanobis(
+            probe.deep_moments, stats["deep_moments_mean"], stats["deep_moments_precision"]
+        ),
+        min_mahalanobis(
+            probe.input_stats, stats["input_stats_mean"], stats["input_stats_precision"]
+        ),
+        probe.squeeze,
+    ]
+    expected = sum(
+        (m - mean) / std
+        for m, mean, std in zip(members, stats["combined_mean"], stats["combined_std"], strict=True)
+    )
+    with torch.inference_mode():
+        out, squeeze = forward_with_squeeze(network, clean, True)
+        scores = detector_scores(back, clean, out._replace(shallow=None), None, squeeze=squeeze)
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4)
