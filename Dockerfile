@@ -12,7 +12,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     ACIR_DATABASE_URL=sqlite:////var/lib/acir/acir.db \
     ACIR_INDEX_DIR=/var/lib/acir/index \
-    ACIR_CHECKPOINT=/srv/acir/checkpoints/acir-compact-64.pt
+    ACIR_CHECKPOINT=/srv/acir/checkpoints/acir-compact-64.pt \
+    NUMBA_CACHE_DIR=/var/lib/acir/numba-cache
 
 RUN groupadd --system acir && useradd --system --gid acir --home-dir /srv/acir acir \
     && mkdir -p /srv/acir /var/lib/acir && chown acir:acir /var/lib/acir

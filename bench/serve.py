@@ -46,7 +46,6 @@ from app.services.runtime import open_runtime  # noqa: E402
 from app.services.search import rerank_candidates  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from index import BinaryIndex  # noqa: E402
-from index.rerank import rerank_prepared  # noqa: E402
 from models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from models.encoder import ImageEncoder  # noqa: E402
 
@@ -165,9 +164,8 @@ def time_index_stages(url: str, bits: int, dim: int, k: int, multiplier: int) ->
     raw FAISS: one ``search(query, k x multiplier)`` on the underlying faiss index (the
     IDMap2 the service holds). Index + re-rank stage: what the service does from the query code
     to the ordered hit list (``BinaryIndex.search_candidates`` with its deterministic tie
-    completion, then ``rerank_candidates``: feature lookup and re-rank). Both are timed on the
-    same query back to back, so machine load hits them alike. The lookup and re-rank pieces are
-    also timed alone, as the stage runs them (``take_prepared``, ``rerank_prepared``).
+    completion, then ``rerank_candidates``: feature lookup and re-rank in one compiled pass).
+    Both are timed on the same query back to back, so machine load hits them alike.
     """
     from app.db.session import make_session_factory
     from app.services.reconcile import _read_rows
@@ -185,7 +183,7 @@ def time_index_stages(url: str, bits: int, dim: int, k: int, multiplier: int) ->
     faiss.omp_set_num_threads(1)  # as the service does (settings.faiss_threads)
     raw = index._index  # the underlying faiss index, for the reference time only
     clock = time.perf_counter
-    totals = np.zeros(5)
+    totals = np.zeros(3)
     for _ in range(2):  # the first pass warms caches and is discarded
         totals[:] = 0.0
         for i in range(n_query):
@@ -195,15 +193,11 @@ def time_index_stages(url: str, bits: int, dim: int, k: int, multiplier: int) ->
             hamming, cand = index.search_candidates(queries[i], n_cand)
             c = clock()
             rerank_candidates(store, qfeat[i], cand, hamming, k, 0.0, bits)
-            d = clock()
-            _, feats, divisors, limit = store.take_prepared(cand)
-            e = clock()
-            rerank_prepared(qfeat[i], cand, feats, divisors, hamming, k, 0.0, bits, id_limit=limit)
-            totals += [b - a, c - b, d - c, e - d, clock() - e]
-    raw_ms, cand_ms, rr_ms, take_ms, rerank_ms = totals * 1000 / n_query
+            totals += [b - a, c - b, clock() - c]
+    raw_ms, cand_ms, rr_ms = totals * 1000 / n_query
     return {
         "raw_faiss_ms": raw_ms, "candidates_ms": cand_ms, "rerank_stage_ms": rr_ms,
-        "lookup_ms": take_ms, "rerank_ms": rerank_ms, "index_rerank_ms": cand_ms + rr_ms,
+        "index_rerank_ms": cand_ms + rr_ms,
     }  # fmt: skip
 
 
@@ -256,7 +250,7 @@ def bench_size(
     us = {key: 1000 * value for key, value in st.items()}
     stage_row = (
         f"| {n:,} | {us['raw_faiss_ms']:.1f} | {us['candidates_ms']:.1f} | "
-        f"{us['lookup_ms']:.1f} | {us['rerank_ms']:.1f} | {us['index_rerank_ms']:.1f} | "
+        f"{us['rerank_stage_ms']:.1f} | {us['index_rerank_ms']:.1f} | "
         f"{st['index_rerank_ms'] / st['raw_faiss_ms']:.2f}× |"
     )
     print(stage_row, flush=True)
@@ -300,9 +294,9 @@ HTTP_HEADER = [
     "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
 STAGE_HEADER = [
-    "| indexed | raw FAISS µs | candidate fetch µs | feature lookup µs | re-rank µs "
+    "| indexed | raw FAISS µs | candidate fetch µs | lookup + re-rank µs "
     "| index + re-rank stage µs | stage / raw FAISS |",
-    "|---:|---:|---:|---:|---:|---:|---:|",
+    "|---:|---:|---:|---:|---:|---:|",
 ]
 
 
@@ -350,8 +344,8 @@ def main(argv: list[str] | None = None) -> None:
         "", f"raw FAISS = one `search(query, {n_cand})` on the service's faiss index; the stage = "
         "`search_candidates` (one FAISS search while ids are stored in ascending order, "
         "else search + tie-group completion; (distance, id) order) + "
-        "`rerank_candidates` (feature lookup + re-rank + hit list). Lookup (`take_prepared`) "
-        "and re-rank (`rerank_prepared`) are also timed alone.", "", *STAGE_HEADER,
+        "`rerank_candidates` (feature lookup + re-rank in one compiled pass + hit list).", "",
+        *STAGE_HEADER,
         *(stage for _, stage in results), "",
         f"## Ingestion\n\nBatched (`ingest_images`, batch {args.ingest_batch}, the `POST /index` "
         f"path): {args.ingest_images} synthetic PNGs at **{rate:.1f} images/s**.",

@@ -123,8 +123,22 @@ def test_rerank_candidates_matches_rerank_and_drops_missing_ids() -> None:
     for weight in (0.0, 0.25):
         want = rerank(query, cand[keep], feats[cand[keep] - 1], hamming[keep], 15, weight, bits=64)
         got = rerank_candidates(store, query, cand, hamming, 15, weight, 64)
-        assert got == list(
-            zip(want.ids.tolist(), want.hamming.tolist(), want.similarity.tolist(), strict=True)
-        )
+        pairs = zip(want.ids.tolist(), want.hamming.tolist(), strict=True)
+        assert [(i, h) for i, h, _ in got] == list(pairs)
+        similarity = np.array([s for _, _, s in got], np.float32)
+        if weight:  # the numpy path: bit for bit
+            assert np.array_equal(similarity, want.similarity)
+        else:  # the compiled kernel: the same up to float32 summation order
+            np.testing.assert_allclose(similarity, want.similarity, rtol=0, atol=1e-6)
     assert rerank_candidates(store, query, ids[::10], hamming[:30], 5, 0.0, 64) == []
     assert rerank_candidates(store, query, ids[:0], hamming[:0], 5, 0.0, 64) == []
+
+
+def test_rank_leaves_ids_past_the_kernel_limit_to_the_numpy_path() -> None:
+    store = FeatureStore(4)
+    huge = np.array([5, 2**32 + 7], np.int64)
+    store.add(huge, np.array([[1, 0, 0, 0], [0, 1, 0, 0]], np.float32))
+    query = np.array([0, 1, 0, 0], np.float32)
+    assert store.rank(huge, query, 2) is None
+    got = rerank_candidates(store, query, huge, np.array([3, 1], np.int32), 2, 0.0, 64)
+    assert [g[0] for g in got] == [2**32 + 7, 5]

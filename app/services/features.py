@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from index.rerank import similarity_divisors
+from index.rerank_kernel import KEY_ID_LIMIT, rank_rows
 
 FEATURE_DTYPE = np.dtype("<f2")  # the database format
 MEMORY_DTYPE = np.dtype(np.float32)  # the in-memory format
@@ -135,6 +136,19 @@ class FeatureStore:
             slots = slots[present]
         limit = None if snap.dense is None else snap.dense.shape[0]
         return present, snap.matrix.take(slots, axis=0), snap.divisors.take(slots), limit
+
+    def rank(
+        self, ids: np.ndarray, query: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The best k of the candidate `ids` (int64, unique) by similarity to `query` (float32),
+        with the compiled kernel: (positions into `ids`, similarities), best first; ids without
+        stored features are skipped. None where a stored id reaches the kernel's id limit (the
+        caller then takes the numpy path).
+        """
+        snap = self._snap
+        if snap.keys.shape[0] and snap.keys[-1] >= KEY_ID_LIMIT:
+            return None
+        return rank_rows(snap.matrix, snap.divisors, snap.slots(ids), ids, query, k)
 
     def get(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(present ids, their features as float32 [n, d]); unknown ids are dropped."""

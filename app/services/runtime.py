@@ -14,7 +14,7 @@ from app.db.session import make_engine, make_session_factory
 from app.services.features import FeatureStore
 from app.services.reconcile import reconcile_index
 from app.settings import Settings
-from index import BinaryIndex
+from index import BinaryIndex, rerank_kernel
 from models.checkpoint import ACIRCheckpoint, load_checkpoint
 from models.encoder import ImageEncoder
 
@@ -60,6 +60,7 @@ def open_runtime(settings: Settings, checkpoint: ACIRCheckpoint | None = None) -
     faiss.omp_set_num_threads(settings.faiss_threads)
     ckpt = checkpoint if checkpoint is not None else load_checkpoint(settings.checkpoint)
     encoder = ImageEncoder(ckpt, threads=settings.torch_threads)
+    rerank_kernel.warm_up()  # compile (or load) it now, not during the first search
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
     try:

@@ -143,18 +143,25 @@ def rerank_candidates(
 ) -> list[tuple[int, int, float]]:
     """(id, hamming, similarity) best first, ties broken by id (see index.rerank).
 
-    Candidates whose features are gone (deleted since the index read) are dropped. The index
-    returns unique int64 ids and the store keeps each row's `similarity_divisors`, so this takes
-    the lean `rerank_prepared` path (same ranking and similarities as `rerank`).
+    Candidates whose features are gone (deleted since the index read) are dropped. Without a
+    Hamming term this is one compiled pass (`FeatureStore.rank`; similarities equal numpy's to
+    float32 rounding); with one, or for ids past the kernel's limit, the numpy `rerank_prepared`
+    path (same ranking rule and similarities as `index.rerank`).
     """
     if ids.shape[0] == 0:
         return []
+    query = np.asarray(feature, np.float32)
+    if not hamming_weight:  # the usual case: one compiled pass (index.rerank_kernel)
+        ranked = store.rank(ids, query, k)
+        if ranked is not None:
+            positions, similarity = ranked
+            columns = (ids[positions].tolist(), hamming[positions].tolist(), similarity.tolist())
+            return list(zip(*columns, strict=True))
     present, feats, divisors, id_limit = store.take_prepared(ids)
     if present is not None:
         ids, hamming = ids[present], hamming[present]
         if ids.shape[0] == 0:
             return []
-    query = np.asarray(feature, np.float32)
     top = rerank_prepared(
         query, ids, feats, divisors, hamming, k, hamming_weight, bits, id_limit=id_limit
     )
