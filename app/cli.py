@@ -214,6 +214,9 @@ def serve(
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # FAISS logs each CPU-specific build it tries and cannot load (with a ModuleNotFoundError)
+    # at INFO: noise that reads like a failure.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     app()
 
 
