@@ -440,6 +440,18 @@ def _save(bench: Bench) -> None:
     tmp = bench.args.out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(out, indent=2, default=_json_default))
     tmp.replace(bench.args.out)
+    _save_per_query_ap(bench)
+
+
+def _save_per_query_ap(bench: Bench) -> None:
+    """Per-query AP@100 of every run and ranking beside the JSON (``<out>.ap.npz``, keys like
+    ``acir@64|hamming``), so the Wilcoxon tests can be recomputed, or runs of another session
+    with the same budget compared, without retraining."""
+    path = bench.args.out.with_suffix(".ap.npz")
+    arrays: dict[str, Any] = {key.replace("/", "|"): ap for key, ap in bench.ap100.items()}
+    with open(path.with_suffix(".tmp"), "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    path.with_suffix(".tmp").replace(path)
 
 
 def _json_default(value: Any) -> Any:
