@@ -181,6 +181,20 @@ def test_filters_restrict_results(make_client, pngs):
     assert search(client, pngs[0], label="nope").json()["results"] == []
 
 
+def test_filtered_search_sees_later_ingestion_and_deletion(make_client, pngs):
+    client = make_client()
+    first = ingest(client, pngs[:2], [{"label": "x"}, {"label": "y"}]).json()["ids"]
+    assert [r["id"] for r in search(client, pngs[0], k=10, label="x").json()["results"]] == [
+        first[0]
+    ]
+    later = ingest(client, pngs[2:3], [{"label": "x"}]).json()["ids"]
+    hits = {r["id"] for r in search(client, pngs[0], k=10, label="x").json()["results"]}
+    assert hits == {first[0], later[0]}
+    assert client.delete(f"/index/{first[0]}", headers=admin_headers()).status_code == 200
+    hits = {r["id"] for r in search(client, pngs[0], k=10, label="x").json()["results"]}
+    assert hits == {later[0]}
+
+
 def test_delete_removes_from_search_and_lookup(make_client, pngs):
     client = make_client()
     ids = ingest(client, pngs[:3]).json()["ids"]

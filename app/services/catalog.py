@@ -70,6 +70,7 @@ def delete_image(rt: Runtime, image_id: int, key_id: str | None = None) -> None:
         ids = np.array([image_id], dtype=np.int64)
         rt.index.remove(ids)
         rt.features.remove(ids)
+        rt.filters.invalidate()
         persist_index(rt)
 
 

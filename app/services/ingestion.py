@@ -238,6 +238,7 @@ def _index_rows(rt: Runtime, fresh: list[_Pending], ids: list[int]) -> None:
             session.commit()
         raise IndexWriteFailedError("the index could not be updated; nothing was stored") from exc
     rt.features.add(id_array, np.stack([p.feature for p in fresh if p.feature is not None]))
+    rt.filters.invalidate()
 
 
 def persist_index(rt: Runtime) -> None:

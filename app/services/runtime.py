@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.session import make_engine, make_session_factory
 from app.services.features import FeatureStore
+from app.services.filters import FilterCache
 from app.services.reconcile import reconcile_index
 from app.settings import Settings
 from index import BinaryIndex, rerank_kernel
@@ -35,6 +36,7 @@ class Runtime:
     index_source: str  # "loaded" from disk or "rebuilt" from the database
     # Serialises writers (DB row + index entry + save) so the two never diverge in memory.
     write_lock: threading.Lock = field(default_factory=threading.Lock)
+    filters: FilterCache = field(default_factory=FilterCache)
 
     @property
     def checkpoint_sha256(self) -> str:

@@ -116,13 +116,16 @@ def _neighbours(
 
 
 def _allowed_ids(rt: Runtime, filters: Filters) -> np.ndarray:
-    query = select(ImageRecord.id)
-    if filters.label is not None:
-        query = query.where(ImageRecord.label == filters.label)
-    if filters.collection is not None:
-        query = query.where(ImageRecord.collection == filters.collection)
-    with rt.sessions() as session:
-        return np.array(session.scalars(query).all(), dtype=np.int64)
+    def load() -> np.ndarray:
+        query = select(ImageRecord.id)
+        if filters.label is not None:
+            query = query.where(ImageRecord.label == filters.label)
+        if filters.collection is not None:
+            query = query.where(ImageRecord.collection == filters.collection)
+        with rt.sessions() as session:
+            return np.array(session.scalars(query).all(), dtype=np.int64)
+
+    return rt.filters.allowed_ids((filters.label, filters.collection), load)
 
 
 def _rerank(
