@@ -87,8 +87,8 @@ def rank_rows(
     `rows` int64 [n], the matrix row of each candidate or -1 to skip it; `ids` int64 [n], unique
     and in [0, KEY_ID_LIMIT) (the caller checks); `query` float32 [d]; k >= 1.
     """
-    positions, similarity = _rank_compiled(matrix, divisors, rows, ids, query, k)
-    return positions, similarity
+    result: tuple[np.ndarray, np.ndarray] = _rank_compiled(matrix, divisors, rows, ids, query, k)
+    return result
 
 
 def warm_up() -> None:

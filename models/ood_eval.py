@@ -33,13 +33,10 @@ from models.ood import (
     collect_inputs,
     scores_from_inputs,
 )
-from models.pipeline import load_training_data, ood_state_for
+from models.pipeline import CALIBRATION_SPLITS, load_training_data, ood_state_for
 from models.preprocess import to_model_batch
 
 logger = logging.getLogger(__name__)
-
-# The in-distribution splits thresholds are calibrated on (as `pipeline.ood_state_for` does).
-CALIBRATION_SPLITS = ("val", "db")
 
 
 # ---------------------------------------------------------------- metrics

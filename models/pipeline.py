@@ -67,9 +67,13 @@ def ood_state_for(
     )
 
 
+# The in-distribution splits an OOD threshold is calibrated on, val first (`ood_state_for`).
+CALIBRATION_SPLITS = ("val", "db")
+
+
 def calibration_batches(data: TrainingData) -> list[torch.Tensor]:
-    """The in-distribution sets an OOD threshold is calibrated on: val, then db."""
-    return [_batch(data.val.images, data.spec), _batch(data.db.images, data.spec)]
+    """Preprocessed images of each of `CALIBRATION_SPLITS`, in that order."""
+    return [_batch(getattr(data, name).images, data.spec) for name in CALIBRATION_SPLITS]
 
 
 def fit_checkpoint_projection(
