@@ -6,7 +6,10 @@
 * :class:`DaRFFusion` aligns the shallow and deep maps (BN → ReLU → adaptive average pool to
   the deep map's size) and lets shallow positions query the deep map (cross-attention),
   followed by a 1×1-conv projection and global average pooling.
-* :class:`PooledFusion` is the ablation stand-in with the same output width.
+* :class:`PooledFusion` is the ablation stand-in with the same output width (both maps, pooled
+  and concatenated, no cross-attention).
+* :class:`DeepPooling` uses the deep map alone (no fusion), as the hashing baselines of the
+  literature do with their backbone's last feature map.
 """
 
 from __future__ import annotations
@@ -128,3 +131,15 @@ class PooledFusion(nn.Module):
         s = self.align_s(shallow, (1, 1)).flatten(1)
         d = self.align_d(deep, (1, 1)).flatten(1)
         return self.linear(torch.cat([s, d], dim=1))
+
+
+class DeepPooling(nn.Module):
+    """No fusion: the aligned, pooled deep map → Linear, same output width; ignores ``shallow``."""
+
+    def __init__(self, c_deep: int, out: int) -> None:
+        super().__init__()
+        self.align_d = _Align(c_deep)
+        self.linear = nn.Linear(c_deep, out)
+
+    def forward(self, shallow: Tensor, deep: Tensor) -> Tensor:
+        return self.linear(self.align_d(deep, (1, 1)).flatten(1))

@@ -15,6 +15,10 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 _BLOCKS = ("basic", "bottleneck")
+# How the shallow (layer2) and deep (layer4) maps become the fused feature: DaRF cross-attention,
+# pooled concatenation of both (the cross-attention ablation), or the deep map alone (no fusion;
+# the plain-backbone feature of the hashing literature).
+FUSIONS = ("darf", "concat", "deep")
 _TUPLE_FIELDS = ("layers", "stage_widths", "decoder_channels", "decoder_scales")
 
 
@@ -47,8 +51,8 @@ class ModelConfig:
     deep_window: int = 7
     deep_heads: int = 8
     deep_head_dim: int = 64
-    # DaRF cross-attention fusion
-    darf_fusion: bool = True
+    # DaRF cross-attention fusion (see FUSIONS)
+    fusion: str = "darf"
     darf_heads: int = 12
     darf_head_dim: int = 128
     darf_dim: int = 512
@@ -80,6 +84,8 @@ class ModelConfig:
         problems: list[str] = []
         if self.bits <= 0 or self.bits % 8:
             problems.append(f"bits must be a positive multiple of 8, got {self.bits}")
+        if self.fusion not in FUSIONS:
+            problems.append(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
         if self.block not in _BLOCKS:
             problems.append(f"block must be one of {_BLOCKS}, got {self.block!r}")
         if len(self.layers) != 4 or len(self.stage_widths) != 4 or min(self.layers) < 1:
@@ -96,6 +102,11 @@ class ModelConfig:
             problems.append("kan_grid >= 1 and kan_order >= 0 required")
         if problems:
             raise ValueError("invalid ModelConfig: " + "; ".join(problems))
+
+    @property
+    def darf_fusion(self) -> bool:
+        """Whether the fused feature comes from DaRF cross-attention."""
+        return self.fusion == "darf"
 
     @property
     def expansion(self) -> int:
@@ -144,7 +155,14 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``.
+
+        Configurations stored before ``fusion`` existed carry ``darf_fusion: bool``; it maps to
+        ``"darf"`` (True) or ``"concat"`` (False), which is what that switch built.
+        """
+        data = dict(data)
+        if "darf_fusion" in data and "fusion" not in data:
+            data["fusion"] = "darf" if data.pop("darf_fusion") else "concat"
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

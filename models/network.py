@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from models.attention import DaRFFusion, PooledFusion, WindowAttention2d
+from models.attention import DaRFFusion, DeepPooling, PooledFusion, WindowAttention2d
 from models.config import ModelConfig
 from models.kan import build_head
 from models.pit import PixelTransformer
@@ -47,6 +47,14 @@ def _attention(enabled: bool, channels: int, heads: int, dim: int, window: int) 
     return WindowAttention2d(channels, heads, dim, window) if enabled else nn.Identity()
 
 
+def _fusion(c: ModelConfig) -> nn.Module:
+    if c.fusion == "darf":
+        return DaRFFusion(c.c2, c.c4, c.darf_heads, c.darf_head_dim, c.darf_dim)
+    if c.fusion == "concat":
+        return PooledFusion(c.c2, c.c4, c.darf_dim)
+    return DeepPooling(c.c4, c.darf_dim)
+
+
 class ACIRNet(nn.Module):
     """The ACIR hashing network; input B×C×S×S in [0,1] (normalised inside)."""
 
@@ -63,17 +71,18 @@ class ACIRNet(nn.Module):
         self.register_buffer("std", std)
         self.backbone = ResNetBackbone(config)
         c = config
+        # With deep-only fusion nothing reads the shallow map, so it gets no attention block.
         self.shallow_attn = _attention(
-            c.shallow_attention, c.c2, c.shallow_heads, c.shallow_head_dim, c.shallow_window
+            c.shallow_attention and c.fusion != "deep",
+            c.c2,
+            c.shallow_heads,
+            c.shallow_head_dim,
+            c.shallow_window,
         )
         self.deep_attn = _attention(
             c.deep_attention, c.c4, c.deep_heads, c.deep_head_dim, c.deep_window
         )
-        self.fusion: nn.Module = (
-            DaRFFusion(c.c2, c.c4, c.darf_heads, c.darf_head_dim, c.darf_dim)
-            if c.darf_fusion
-            else PooledFusion(c.c2, c.c4, c.darf_dim)
-        )
+        self.fusion = _fusion(c)
         self.pit = PixelTransformer(c) if c.use_pit else None
         self.head = build_head(
             c.feature_dim, c.head_hidden, c.bits, c.kan_head, c.kan_grid, c.kan_order

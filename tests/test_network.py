@@ -144,3 +144,30 @@ def test_config_dict_round_trip_and_validation() -> None:
             preset("tiny", bits=bits)
     with pytest.raises(ValueError, match="paper, compact, tiny"):
         preset("huge")
+
+
+def test_fusion_modes_and_legacy_switch() -> None:
+    for fusion in ("darf", "concat", "deep"):
+        config = preset("tiny", bits=16, fusion=fusion)
+        net = _net(config).eval()
+        with torch.inference_mode():
+            out = net(torch.rand(2, 3, 32, 32))
+        _check_shapes(out, config, 2, 5)
+        # deep-only fusion reads no shallow map, so it has no shallow attention block to train
+        has_shallow_attention = isinstance(net.shallow_attn, WindowAttention2d)
+        assert has_shallow_attention == (fusion != "deep")
+    # configurations stored before `fusion` existed keep what their boolean switch built
+    legacy = preset("tiny").to_dict()
+    legacy.pop("fusion")
+    assert ModelConfig.from_dict({**legacy, "darf_fusion": True}).fusion == "darf"
+    assert ModelConfig.from_dict({**legacy, "darf_fusion": False}).fusion == "concat"
+    with pytest.raises(ValueError, match="fusion"):
+        preset("tiny", fusion="sum")
+
+
+def test_deep_only_fusion_ignores_the_shallow_map() -> None:
+    net = _net(preset("tiny", bits=16, fusion="deep")).eval()
+    deep = torch.rand(2, net.config.c4, 2, 2)
+    a = net.fusion(torch.rand(2, net.config.c2, 8, 8), deep)
+    b = net.fusion(torch.zeros(2, net.config.c2, 8, 8), deep)
+    assert torch.equal(a, b)
