@@ -24,8 +24,13 @@ def content_guided_ranking(
     query_features: np.ndarray,
     db_features: np.ndarray,
     candidates: int,
+    hamming_weight: float = 0.0,
 ) -> np.ndarray:
-    """Full rankings [Q, N]: re-ranked top `candidates`, then the remainder by (Hamming, index)."""
+    """Full rankings [Q, N]: re-ranked top `candidates`, then the remainder by (Hamming, index).
+
+    `hamming_weight` is the service setting of the same name; above the code length it makes the
+    order (Hamming, content, id): content similarity only breaks Hamming ties.
+    """
     distances = hamming_distance_matrix(query_bits, db_bits)
     by_hamming = np.argsort(distances, axis=1, kind="stable")
     n_cand = min(candidates, db_bits.shape[0])
@@ -36,6 +41,8 @@ def content_guided_ranking(
         db_features[head],
         np.take_along_axis(distances, head, axis=1),
         k=n_cand,
+        hamming_weight=hamming_weight,
+        bits=query_bits.shape[1],
     )
     reordered = np.stack([r.ids for r in ranked])
     return np.concatenate([reordered, by_hamming[:, n_cand:]], axis=1)

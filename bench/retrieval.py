@@ -9,11 +9,19 @@ baselines (HashNet, DPSH, DSH, CSQ) train the same ACIR trunk with DaRF, PiT and
 
     python bench/retrieval.py --quick                    # smoke run, a few minutes
     python bench/retrieval.py --markdown bench/results/retrieval-cpu-2ep.md   # ~40 min, 2 cores
+    python bench/retrieval.py --epochs 30 --max-train 0 --batch-size 128 --warmup-epochs 2 \
+        --jobs 2 --threads 1 --seeds 0 1 2                # full budget, hours on 2 cores
     EPOCHS=30 bench/device_retrieval.sh                  # full budget on a GPU machine, ~5 min
 
 The default budget (2 epochs on 1,600 training patches, batch 64) is what a 2-core CPU affords
 for 19 trainings in about 40 minutes; raise --epochs / --max-train where more compute exists.
 --jobs N trains N models at once in separate processes (--device cuda: they share the GPU).
+
+--seeds trains every selected method once per seed (the data split stays fixed, --data-seed).
+Results are saved after every training; --resume keeps the runs already in --out and trains
+only the missing (method, seed) pairs, so a long run survives interruption, and a later call
+with other --methods/--seeds adds to the same file. Comparisons and ablation tests are made over
+every run in the file (retrieval_stats.py).
 """
 
 from __future__ import annotations
@@ -43,10 +51,10 @@ from retrieval_eval import (
     evaluate_ranking,
     hashing_rankings,
     jpeg_reencode,
-    paired_wilcoxon,
     robustness,
 )
 from retrieval_report import write_markdown
+from retrieval_stats import APStore, ablation_effect, compare_with_best, summarise
 
 from models.baselines import BASELINE_NAMES, BASELINE_TRUNK, make_objective
 from models.checkpoint import default_preprocess
@@ -66,8 +74,11 @@ logger = logging.getLogger("bench.retrieval")
 
 METHODS = ("acir", *BASELINE_NAMES)
 # ACIR ablations: (config overrides, training-settings overrides).
+# no_darf keeps both maps but pools and concatenates them (the cross-attention removed);
+# no_fusion drops the shallow map altogether (deep features only, as the baselines' papers use).
 ABLATIONS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "no_darf": ({"darf_fusion": False}, {}),
+    "no_darf": ({"fusion": "concat"}, {}),
+    "no_fusion": ({"fusion": "deep"}, {}),
     "no_pit": ({"use_pit": False}, {}),
     "no_fingerprint": ({}, {"fingerprint_weighting": False}),
     "mlp_head": ({"kan_head": False}, {}),
@@ -115,6 +126,7 @@ class Job:
     key: str  # e.g. "acir@64", "csq@32", "acir-no_pit@64"
     method: str  # "acir" or a baseline name
     bits: int
+    seed: int
     config_overrides: dict[str, Any] = field(default_factory=dict)
     settings_overrides: dict[str, Any] = field(default_factory=dict)
     ranking_checks: bool = False  # the reference model: determinism and robustness checks
@@ -127,7 +139,8 @@ class Bench:
     spec: PreprocessSpec
     results: dict[str, Any]
     jobs: list[Job] = field(default_factory=list)
-    ap100: dict[str, np.ndarray] = field(default_factory=dict)
+    ap100: APStore = field(default_factory=lambda: APStore({}))
+    started: float = field(default_factory=time.perf_counter)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -146,7 +159,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-train", type=int, help="subsample the split (0: all)")
     p.add_argument("--max-db", type=int)
     p.add_argument("--max-query", type=int)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the data subsamples")
+    p.add_argument("--resume", action="store_true", help="keep the runs in --out, add the rest")
     p.add_argument("--threads", type=int, default=2, help="torch threads per training process")
     p.add_argument("--device", default="cpu", help="torch device of training, e.g. cuda")
     p.add_argument("--jobs", type=int, default=1, help="trainings run at once (processes)")
@@ -195,23 +210,23 @@ def _git_commit() -> str | None:
 
 def _load_splits(args: argparse.Namespace) -> Splits:
     if args.dataset == "fashion-mnist":
-        splits = fashion_mnist(args.seed)
+        splits = fashion_mnist(args.data_seed)
     else:
-        splits = brain_atlas(args.data, args.seed)
+        splits = brain_atlas(args.data, args.data_seed)
     return Splits(
-        train=subsample(splits.train, args.max_train, args.seed),
+        train=subsample(splits.train, args.max_train, args.data_seed),
         val=splits.val,
-        db=subsample(splits.db, args.max_db, args.seed + 1),
-        query=subsample(splits.query, args.max_query, args.seed + 2),
+        db=subsample(splits.db, args.max_db, args.data_seed + 1),
+        query=subsample(splits.query, args.max_query, args.data_seed + 2),
     )
 
 
-def _settings(args: argparse.Namespace, **overrides: Any) -> TrainSettings:
+def _settings(args: argparse.Namespace, seed: int, **overrides: Any) -> TrainSettings:
     base = TrainSettings(
         epochs=args.epochs,
         batch_size=args.batch_size,
         warmup_epochs=args.warmup_epochs,
-        seed=args.seed,
+        seed=seed,
         threads=args.threads,
         device=args.device,
     )
@@ -219,17 +234,22 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> TrainSettings:
 
 
 def _job_list(args: argparse.Namespace) -> list[Job]:
-    """Every training of the run, in report order (methods per bit length, then ablations)."""
+    """Every training of the run: per seed, methods per bit length, then the ablations."""
     jobs: list[Job] = []
-    for bits in args.bits:
-        for method in args.methods:
-            trunk = {} if method == "acir" else dict(BASELINE_TRUNK)
-            reference = method == "acir" and bits == args.ablation_bits
-            jobs.append(Job(f"{method}@{bits}", method, bits, trunk, {}, reference))
-        if bits == args.ablation_bits and "acir" in args.methods:
-            for name in args.ablations:
-                config_over, settings_over = ABLATIONS[name]
-                jobs.append(Job(f"acir-{name}@{bits}", "acir", bits, config_over, settings_over))
+    for seed in args.seeds:
+        for bits in args.bits:
+            for method in args.methods:
+                trunk = {} if method == "acir" else dict(BASELINE_TRUNK)
+                # The ranking checks run on one model: ACIR at the ablation bits, first seed.
+                reference = (
+                    method == "acir" and bits == args.ablation_bits and seed == args.seeds[0]
+                )
+                jobs.append(Job(f"{method}@{bits}", method, bits, seed, trunk, {}, reference))
+            if bits == args.ablation_bits and "acir" in args.methods:
+                for name in args.ablations:
+                    config_over, settings_over = ABLATIONS[name]
+                    key = f"acir-{name}@{bits}"
+                    jobs.append(Job(key, "acir", bits, seed, config_over, settings_over))
     return jobs
 
 
@@ -249,11 +269,13 @@ def _encode(
 def _run_job(args: argparse.Namespace, splits: Splits, spec: PreprocessSpec, job: Job) -> dict:
     """Train one model and evaluate it on query vs db: {run, ap100 per ranking, checks}."""
     config = preset("compact", bits=job.bits, **job.config_overrides)
-    settings = _settings(args, **job.settings_overrides)
+    settings = _settings(args, job.seed, **job.settings_overrides)
     objective = None
     if job.method != "acir":
         objective = make_objective(job.method, job.bits, len(splits.train.class_names))
-    logger.info("training %s (%d epochs on %s)", job.key, settings.epochs, settings.device)
+    logger.info(
+        "training %s seed %d (%d epochs on %s)", job.key, job.seed, settings.epochs, settings.device
+    )
     started = time.perf_counter()
     data = TrainingData(splits.train, splits.val, splits.db, spec)
     result = train_hashing(config, data, settings, objective=objective, progress=False)
@@ -267,6 +289,7 @@ def _run_job(args: argparse.Namespace, splits: Splits, spec: PreprocessSpec, job
             ranking, splits.query.labels, splits.db.labels
         )
     run = {
+        "seed": job.seed,
         "config_overrides": _overrides(config),
         "train_seconds": round(train_seconds, 1),
         "best_epoch": result.best_epoch,
@@ -274,10 +297,10 @@ def _run_job(args: argparse.Namespace, splits: Splits, spec: PreprocessSpec, job
         "history": result.history,
         "metrics": metrics,
     }
-    logger.info("%s: %s (%.0f s)", job.key, metrics, train_seconds)
+    logger.info("%s seed %d: %s (%.0f s)", job.key, job.seed, metrics, train_seconds)
     checks = None
     if job.ranking_checks:
-        checks = _ranking_checks(args, splits, spec, enc, (result.network, projection))
+        checks = _ranking_checks(args, job.seed, splits, spec, enc, (result.network, projection))
     return {"run": run, "ap100": ap100, "checks": checks}
 
 
@@ -288,6 +311,7 @@ def _overrides(config: ModelConfig) -> dict[str, Any]:
 
 def _ranking_checks(
     args: argparse.Namespace,
+    seed: int,
     splits: Splits,
     spec: PreprocessSpec,
     enc: Encoded,
@@ -302,12 +326,12 @@ def _ranking_checks(
 
     images = splits.query.images
     perturbed = {
-        "gaussian_noise_sigma4": add_noise(images, 4.0, args.seed),
+        "gaussian_noise_sigma4": add_noise(images, 4.0, seed),
         "jpeg_q75": jpeg_reencode(images, 75),
     }
     checks = {
         "determinism": determinism_check(
-            enc.q_bits, enc.q_feats, enc.db_bits, enc.db_feats, seed=args.seed
+            enc.q_bits, enc.q_feats, enc.db_bits, enc.db_feats, seed=seed
         ),
         "robustness": robustness(
             (enc.q_bits, enc.q_feats),
@@ -335,29 +359,38 @@ def _worker(args: argparse.Namespace, job: Job) -> dict:
 
 # ---------------------------------------------------------------------- orchestration
 def _run_all(bench: Bench) -> None:
-    """Run every job, in this process or `--jobs` at once; results are saved as they arrive."""
+    """Run every job not already in the results, in this process or `--jobs` at once."""
+    todo = [job for job in bench.jobs if not _done(bench, job)]
+    skipped = len(bench.jobs) - len(todo)
+    if skipped:
+        logger.info(
+            "resume: %d of %d trainings already in %s", skipped, len(bench.jobs), bench.args.out
+        )
     if bench.args.jobs <= 1:
-        for job in bench.jobs:
+        for job in todo:
             _absorb(bench, job, _run_job(bench.args, bench.splits, bench.spec, job))
         return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=bench.args.jobs, mp_context=context) as pool:
-        pending = {pool.submit(_worker, bench.args, job): job for job in bench.jobs}
+        pending = {pool.submit(_worker, bench.args, job): job for job in todo}
         for future in as_completed(pending):
             _absorb(bench, pending[future], future.result())
 
 
+def _done(bench: Bench, job: Job) -> bool:
+    return str(job.seed) in bench.results["runs"].get(job.key, {}).get("seeds", {})
+
+
 def _absorb(bench: Bench, job: Job, outcome: dict) -> None:
-    runs = {**bench.results["runs"], job.key: outcome["run"]}
-    order = [j.key for j in bench.jobs]  # report order, whatever order runs finish in
-    bench.results["runs"] = {key: runs[key] for key in order if key in runs}
+    entry = bench.results["runs"].setdefault(job.key, {"seeds": {}})
+    entry["seeds"][str(job.seed)] = outcome["run"]
+    entry["seeds"] = dict(sorted(entry["seeds"].items(), key=lambda item: int(item[0])))
     for mode, values in outcome["ap100"].items():
-        bench.ap100[f"{job.key}/{mode}"] = values
+        bench.ap100.arrays[(job.key, mode, job.seed)] = values
     if outcome["checks"] is not None:
         bench.results.update(outcome["checks"])
-    for bits in bench.args.bits:
-        if all(f"{m}@{bits}" in runs for m in bench.args.methods):
-            _compare(bench, bits)
+        bench.results["ranking_checks_model"] = f"{job.key} seed {job.seed}"
+    _update_statistics(bench)
     _save(bench)
 
 
@@ -365,45 +398,44 @@ def _absorb(bench: Bench, job: Job, outcome: dict) -> None:
 PAIRINGS = (
     ("hamming", "hamming"),
     ("content_guided", "content_guided"),
+    ("content_ties", "content_ties"),
     ("content_guided", "hamming"),
 )
 
 
-def _compare(bench: Bench, bits: int) -> None:
-    """ACIR against the best baseline (by mAP@100 under the same ranking) at one bit length."""
-    baselines = [m for m in bench.args.methods if m != "acir"]
-    if "acir" not in bench.args.methods or not baselines:
-        return
-    entries = [_pairing(bench, bits, baselines, ours, theirs) for ours, theirs in PAIRINGS]
-    comparisons = {**bench.results["comparisons"], str(bits): entries}
-    order = [str(b) for b in bench.args.bits]
-    bench.results["comparisons"] = {b: comparisons[b] for b in order if b in comparisons}
+def _report_order(key: str) -> tuple[int, bool, int, str]:
+    """Longest codes first; per length ACIR, the baselines in METHODS order, then ablations."""
+    name, bits = key.split("@")
+    method = name.split("-")[0]
+    rank = METHODS.index(method) if method in METHODS else len(METHODS)
+    return (-int(bits), name != method, rank, name)
 
 
-def _pairing(
-    bench: Bench, bits: int, baselines: list[str], ours: str, theirs: str
-) -> dict[str, Any]:
-    runs = bench.results["runs"]
-
-    def score(key: str, mode: str) -> float:
-        return float(runs[key]["metrics"][mode]["map@100"])
-
-    best = max(baselines, key=lambda m: score(f"{m}@{bits}", theirs))
-    best_map, ours_map = score(f"{best}@{bits}", theirs), score(f"acir@{bits}", ours)
-    test = paired_wilcoxon(
-        bench.ap100[f"acir@{bits}/{ours}"], bench.ap100[f"{best}@{bits}/{theirs}"]
-    )
-    ratio = ours_map / best_map if best_map > 0 else float("inf")
-    return {
-        "acir_ranking": ours,
-        "baseline_ranking": theirs,
-        "best_baseline": best,
-        "best_baseline_map@100": best_map,
-        "acir_map@100": ours_map,
-        "ratio": ratio,
-        "wilcoxon": test,
-        "target_met": bool(ratio >= 1.05 and test["p_value"] < 0.05),
-    }
+def _update_statistics(bench: Bench) -> None:
+    """Seed summaries, ACIR against the best baseline per bit length, and ablation effects,
+    over every run in the results (earlier calls' runs included)."""
+    runs = dict(sorted(bench.results["runs"].items(), key=lambda item: _report_order(item[0])))
+    bench.results["runs"] = runs
+    for entry in runs.values():
+        entry["summary"] = summarise(entry["seeds"])
+    summaries = {key: entry["summary"] for key, entry in runs.items()}
+    bits_seen = sorted({int(key.split("@")[1]) for key in runs}, reverse=True)
+    baselines = sorted({key.split("@")[0] for key in runs} & set(BASELINE_NAMES))
+    comparisons: dict[str, list[dict[str, Any]]] = {}
+    for bits in bits_seen:
+        entries = [
+            compare_with_best(bench.ap100, summaries, bits, baselines, ours, theirs)
+            for ours, theirs in PAIRINGS
+        ]
+        if all(e is not None for e in entries):
+            comparisons[str(bits)] = [e for e in entries if e is not None]
+    bench.results["comparisons"] = comparisons
+    ablations: dict[str, Any] = {}
+    for key in runs:
+        name, bits = key.split("@")
+        if name.startswith("acir-") and f"acir@{bits}" in runs:
+            ablations[key] = ablation_effect(bench.ap100, f"acir@{bits}", key)
+    bench.results["ablations"] = ablations
 
 
 def _float_baselines(bench: Bench) -> None:
@@ -422,9 +454,8 @@ def _float_baselines(bench: Bench) -> None:
     for name, extract in extractors.items():
         started = time.perf_counter()
         ranking = cosine_ranking(extract(s.query.images), extract(s.db.images))
-        metrics, bench.ap100[f"{name}/cosine"] = evaluate_ranking(
-            ranking, s.query.labels, s.db.labels
-        )
+        metrics, ap = evaluate_ranking(ranking, s.query.labels, s.db.labels)
+        bench.ap100.arrays[(name, "cosine", 0)] = ap
         bench.results["floats"][name] = {
             "metrics": metrics,
             "seconds": round(time.perf_counter() - started, 1),
@@ -434,24 +465,42 @@ def _float_baselines(bench: Bench) -> None:
 
 
 def _save(bench: Bench) -> None:
-    bench.results["wall_seconds"] = round(time.perf_counter() - bench.results["_started"], 1)
-    out = {k: v for k, v in bench.results.items() if not k.startswith("_")}
+    invocation = bench.results["invocations"][-1]
+    invocation["wall_seconds"] = round(time.perf_counter() - bench.started, 1)
+    bench.results["wall_seconds"] = sum(i["wall_seconds"] for i in bench.results["invocations"])
     bench.args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = bench.args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(out, indent=2, default=_json_default))
+    tmp.write_text(json.dumps(bench.results, indent=2, default=_json_default))
     tmp.replace(bench.args.out)
     _save_per_query_ap(bench)
 
 
+def _ap_path(out: Path) -> Path:
+    return out.with_suffix(".ap.npz")
+
+
 def _save_per_query_ap(bench: Bench) -> None:
-    """Per-query AP@100 of every run and ranking beside the JSON (``<out>.ap.npz``, keys like
-    ``acir@64|hamming``), so the Wilcoxon tests can be recomputed, or runs of another session
-    with the same budget compared, without retraining."""
-    path = bench.args.out.with_suffix(".ap.npz")
-    arrays: dict[str, Any] = {key.replace("/", "|"): ap for key, ap in bench.ap100.items()}
+    """Per-query AP@100 of every run, ranking and seed beside the JSON (``<out>.ap.npz``, keys
+    like ``acir@64|hamming|0``): what --resume reloads, and what lets the tests be recomputed or
+    a later session's runs at the same budget be compared without retraining."""
+    path = _ap_path(bench.args.out)
+    arrays = {f"{key}|{mode}|{seed}": ap for (key, mode, seed), ap in bench.ap100.arrays.items()}
     with open(path.with_suffix(".tmp"), "wb") as handle:
         np.savez_compressed(handle, **arrays)
     path.with_suffix(".tmp").replace(path)
+
+
+def _load_previous(out: Path) -> tuple[dict[str, Any], APStore]:
+    """The results and per-query APs an earlier call saved at ``out`` (for --resume)."""
+    results = json.loads(out.read_text())
+    if "invocations" not in results:
+        raise SystemExit(f"{out} was written by an older version of this script; cannot resume")
+    arrays: dict[tuple[str, str, int], np.ndarray] = {}
+    with np.load(_ap_path(out)) as saved:
+        for name in saved.files:
+            key, mode, seed = name.split("|")
+            arrays[(key, mode, int(seed))] = saved[name]
+    return results, APStore(arrays)
 
 
 def _json_default(value: Any) -> Any:
@@ -462,32 +511,69 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
-def _header(args: argparse.Namespace, splits: Splits, argv: list[str]) -> dict[str, Any]:
+def _invocation(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     return {
-        "_started": time.perf_counter(),
         "command": " ".join(shlex.quote(a) for a in ["python", "bench/retrieval.py", *argv]),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": _machine(args.device),
         "git_commit": _git_commit(),
+        "seeds": args.seeds,
+        "methods": args.methods,
+        "bits": args.bits,
+        "ablations": args.ablations,
+    }
+
+
+def _budget(args: argparse.Namespace) -> dict[str, Any]:
+    """What every training shares; a resumed file must have been written with the same."""
+    settings = asdict(_settings(args, seed=0))
+    for name in ("seed", "threads", "device"):  # vary per run or machine, not the budget
+        settings.pop(name)
+    return {
+        **settings,
+        "preset": "compact",
+        "dataset": args.dataset,
+        "data_seed": args.data_seed,
+        "max_train": args.max_train,
+        "max_db": args.max_db,
+        "max_query": args.max_query,
+        "candidates": args.candidates,
+    }
+
+
+def _new_results(args: argparse.Namespace, splits: Splits) -> dict[str, Any]:
+    return {
         "dataset": args.dataset,
         "split_sizes": splits.sizes(),
         "classes": list(splits.train.class_names),
-        "settings": {
-            **asdict(_settings(args)),
-            "preset": "compact",
-            "bits": args.bits,
-            "jobs": args.jobs,
-        },
+        "budget": _budget(args),
         "baseline_trunk": {
             **BASELINE_TRUNK,
-            "note": "same trunk, same input, same epochs/optimiser/seed",
+            "note": "same trunk, same input, same epochs/optimiser/seeds",
         },
         "candidates": args.candidates,
         "projection_dim": PROJECTION_DIM,
+        "invocations": [],
         "runs": {},
         "comparisons": {},
+        "ablations": {},
         "floats": {},
     }
+
+
+def _start(args: argparse.Namespace, splits: Splits, argv: list[str]) -> Bench:
+    spec = default_preprocess(preset("compact"))
+    if args.resume and args.out.exists():
+        results, store = _load_previous(args.out)
+        if results["budget"] != _budget(args):
+            raise SystemExit(
+                f"--resume: {args.out} was trained with another budget:\n"
+                f"  file: {results['budget']}\n  now:  {_budget(args)}"
+            )
+    else:
+        results, store = _new_results(args, splits), APStore({})
+    results["invocations"].append(_invocation(args, argv))
+    return Bench(args, splits, spec, results, ap100=store)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -496,16 +582,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     torch.set_num_threads(args.threads)
     splits = _load_splits(args)
-    config = preset("compact")
-    bench = Bench(args, splits, default_preprocess(config), _header(args, splits, argv))
+    bench = _start(args, splits, argv)
     logger.info("splits %s", splits.sizes())
     if args.floats_from is not None:  # float baselines do not train: reuse an earlier result
         bench.results["floats"] = json.loads(args.floats_from.read_text())["floats"]
         bench.results["floats_from"] = str(args.floats_from)
-    else:
+    elif not bench.results["floats"]:
         _float_baselines(bench)
     bench.jobs = _job_list(args)
     _run_all(bench)
+    _update_statistics(bench)
     _save(bench)
     if args.markdown is not None:
         write_markdown(bench.results, args.markdown)

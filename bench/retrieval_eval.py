@@ -37,11 +37,16 @@ def hashing_rankings(
     db_feats: np.ndarray | None = None,
     candidates: int = 1000,
 ) -> dict[str, np.ndarray]:
-    """Plain Hamming ranking, plus the content-guided one when features are given."""
+    """Plain Hamming ranking, plus, when features are given, the content-guided one (candidates
+    ordered by content similarity) and ``content_ties`` (Hamming first, content similarity
+    breaking its ties: the service with ``hamming_weight`` above the code length)."""
     out = {"hamming": hamming_ranking(q_bits, db_bits)}
     if q_feats is not None and db_feats is not None:
         out["content_guided"] = content_guided_ranking(
             q_bits, db_bits, q_feats, db_feats, candidates
+        )
+        out["content_ties"] = content_guided_ranking(
+            q_bits, db_bits, q_feats, db_feats, candidates, hamming_weight=q_bits.shape[1] + 1.0
         )
     return out
 

@@ -1,45 +1,62 @@
-"""Markdown tables from the retrieval benchmark's JSON results."""
+"""Markdown tables from the retrieval benchmark's JSON results (seed means, tests, ablations)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-_MODES = {"hamming": "", "content_guided": " + content-guided ranking"}
+_MODES = {
+    "hamming": "",
+    "content_guided": " + content-guided ranking",
+    "content_ties": " + content tie-break",
+}
 
 
-def _metric_cells(metrics: dict[str, float]) -> str:
-    return f"{metrics['map@100']:.4f} | {metrics['map@all']:.4f} | {metrics['p@10']:.4f}"
+def _value(summary: dict[str, Any], mode: str, metric: str) -> str:
+    mean = summary["metrics"][mode][metric]
+    if len(summary["seeds"]) < 2:
+        return f"{mean:.4f}"
+    return f"{mean:.4f} ± {summary['sd'][mode][metric]:.4f}"
 
 
 def _method_rows(results: dict[str, Any]) -> list[str]:
     rows = [
-        "| method | bits | mAP@100 | mAP@all | P@10 | train s | best epoch (val mAP) |",
-        "|---|---|---|---|---|---|---|",
+        "| method | bits | seeds | mAP@100 | mAP@all | P@10 | train s "
+        "| best epochs (mean val mAP) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for key, run in results["runs"].items():
+    for key, entry in results["runs"].items():
         name, bits = key.split("@")
+        summary = entry["summary"]
+        seeds = ",".join(str(s) for s in summary["seeds"])
+        selection = f"{summary['best_epochs']} ({summary['best_val_map']:.3f})"
         for mode, suffix in _MODES.items():
-            if mode not in run["metrics"]:
+            if mode not in summary["metrics"]:
                 continue
-            cells = _metric_cells(run["metrics"][mode])
-            selection = f"{run['best_epoch']} ({run['best_val_map']:.3f})"
+            cells = " | ".join(_value(summary, mode, m) for m in ("map@100", "map@all", "p@10"))
             rows.append(
-                f"| {name}{suffix} | {bits} | {cells} | {run['train_seconds']:.0f} | {selection} |"
+                f"| {name}{suffix} | {bits} | {seeds} | {cells} "
+                f"| {summary['train_seconds']:.0f} | {selection} |"
             )
     for name, entry in results["floats"].items():
         if "metrics" in entry:
-            rows.append(f"| {name} (cosine) | float | {_metric_cells(entry['metrics'])} | – | – |")
+            m = entry["metrics"]
+            cells = f"{m['map@100']:.4f} | {m['map@all']:.4f} | {m['p@10']:.4f}"
+            rows.append(f"| {name} (cosine) | float | – | {cells} | – | – |")
         else:
-            rows.append(f"| {name} | float | failed: {entry.get('error', '?')} | | | | |")
+            rows.append(f"| {name} | float | – | failed: {entry.get('error', '?')} | | | | |")
     return rows
+
+
+def _deltas(values: list[float]) -> str:
+    return ", ".join(f"{v:+.4f}" for v in values)
 
 
 def _comparison_rows(results: dict[str, Any]) -> list[str]:
     rows = [
         "| bits | ACIR ranking | baseline ranking | best baseline (mAP@100) | ACIR mAP@100 "
-        "| ratio | Wilcoxon p | target ≥1.05×, p<0.05 |",
-        "|---|---|---|---|---|---|---|---|",
+        "| ratio | Δ per seed | Wilcoxon p | target ≥1.05×, p<0.05 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for bits, entries in results["comparisons"].items():
         for e in entries:
@@ -47,34 +64,45 @@ def _comparison_rows(results: dict[str, Any]) -> list[str]:
             met = "met" if e["target_met"] else "**missed**"
             rows.append(
                 f"| {bits} | {e['acir_ranking']} | {e['baseline_ranking']} | {best} "
-                f"| {e['acir_map@100']:.4f} | {e['ratio']:.3f} "
+                f"| {e['acir_map@100']:.4f} | {e['ratio']:.3f} | {_deltas(e['per_seed_delta'])} "
                 f"| {e['wilcoxon']['p_value']:.2g} | {met} |"
             )
     return rows
 
 
 def _ablation_rows(results: dict[str, Any]) -> list[str]:
-    runs = results["runs"]
-    ablated = [k for k in runs if k.startswith("acir-")]
-    if not ablated:
+    ablations = results.get("ablations", {})
+    if not ablations:
         return []
-    bits = ablated[0].split("@")[1]
-    full = runs.get(f"acir@{bits}")
-    if full is None:
-        return []
-    ref = full["metrics"]["content_guided"]["map@100"]
     rows = [
-        f"| variant ({bits} bits) | mAP@100 Hamming | mAP@100 content-guided | Δ vs full |",
-        "|---|---|---|---|",
-        f"| full ACIR | {full['metrics']['hamming']['map@100']:.4f} | {ref:.4f} | – |",
+        "| variant | ranking | mAP@100 without the part | full ACIR | Δ | Δ per seed "
+        "| Wilcoxon p | costs measurable mAP |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for key in ablated:
-        m = runs[key]["metrics"]
-        cg = m["content_guided"]["map@100"]
+    for key, effects in ablations.items():
         name = key.split("@")[0].removeprefix("acir-")
-        rows.append(f"| {name} | {m['hamming']['map@100']:.4f} | {cg:.4f} | {cg - ref:+.4f} |")
-    no_rerank = full["metrics"]["hamming"]["map@100"]
-    rows.append(f"| no re-ranking | {no_rerank:.4f} | – | {no_rerank - ref:+.4f} |")
+        for mode, e in effects.items():
+            verdict = "yes" if e["costs_measurable_map"] else "**no**"
+            rows.append(
+                f"| {name} | {mode} | {e['ours']:.4f} | {e['theirs']:.4f} | {e['delta']:+.4f} "
+                f"| {_deltas(e['per_seed_delta'])} | {e['wilcoxon']['p_value']:.2g} | {verdict} |"
+            )
+    rows.extend(_reranking_rows(results))
+    return rows
+
+
+def _reranking_rows(results: dict[str, Any]) -> list[str]:
+    """'Without re-ranking' as an ablation: full ACIR's Hamming ranking against content-guided."""
+    rows = []
+    for bits, entries in results["comparisons"].items():
+        if f"acir@{bits}" not in results["runs"] or not entries:
+            continue
+        summary = results["runs"][f"acir@{bits}"]["summary"]["metrics"]
+        ham, cgr = summary["hamming"]["map@100"], summary["content_guided"]["map@100"]
+        rows.append(
+            f"| no re-ranking ({bits} bits) | hamming vs content-guided | {ham:.4f} | {cgr:.4f} "
+            f"| {ham - cgr:+.4f} | | | {'yes' if ham < cgr else '**no**'} |"
+        )
     return rows
 
 
@@ -83,7 +111,8 @@ def _ranking_lines(results: dict[str, Any]) -> list[str]:
     if det is None or rob is None:
         return []
     lines = [
-        f"Insertion-order shuffle, {det['queries']} queries, top-{det['k']} lists that differ: "
+        f"Model: {results.get('ranking_checks_model', 'ACIR')}. Insertion-order shuffle, "
+        f"{det['queries']} queries, top-{det['k']} lists that differ: "
         f"content-guided {det['content_guided_differing']}, service Hamming (id tie-break) "
         f"{det['service_hamming_differing']}, Hamming with insertion-order ties "
         f"{det['insertion_order_hamming_differing']}.",
@@ -97,30 +126,42 @@ def _ranking_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _machine_line(machine: dict[str, Any], settings: dict[str, Any]) -> str:
+def _machine_line(machine: dict[str, Any]) -> str:
     line = f"{machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}"
     if "gpu" in machine:
         line += f"; trained on {machine['gpu']} ({machine['device']})"
-    jobs = settings.get("jobs", 1)
-    return line + (f"; {jobs} trainings at once" if jobs > 1 else "")
+    return line
+
+
+def _invocation_lines(results: dict[str, Any]) -> list[str]:
+    lines = []
+    for i, inv in enumerate(results["invocations"], 1):
+        lines.append(
+            f"{i}. `{inv['command']}`: {inv['date']}, commit {inv.get('git_commit')}, "
+            f"{_machine_line(inv['machine'])}, {inv.get('wall_seconds', 0):.0f} s"
+        )
+    return lines
 
 
 def render_markdown(results: dict[str, Any]) -> str:
-    machine, settings = results["machine"], results["settings"]
+    budget = results["budget"]
     head = [
         f"## Retrieval quality ({results['dataset']})",
         "",
-        f"- command: `{results['command']}`",
-        f"- date: {results['date']}; commit {results.get('git_commit')}",
-        f"- machine: {_machine_line(machine, settings)}",
-        f"- wall time: {results['wall_seconds']:.0f} s",
+        "Commands (later ones add runs to the same file with `--resume`):",
+        "",
+        *_invocation_lines(results),
+        "",
+        f"- wall time in all: {results['wall_seconds']:.0f} s",
         f"- splits: {results['split_sizes']}",
-        f"- budget: {settings['epochs']} epochs, batch {settings['batch_size']},"
-        f" warm-up {settings['warmup_epochs']},"
-        f" lr {settings['lr']}, seed {settings['seed']}; baselines: "
-        f"{results['baseline_trunk']['note']} (ACIR trunk without DaRF, PiT and KAN)",
+        f"- budget: {budget['epochs']} epochs, batch {budget['batch_size']},"
+        f" warm-up {budget['warmup_epochs']}, lr {budget['lr']}; every method, ablation and seed"
+        f" the same; baselines: {results['baseline_trunk']['note']} (ACIR trunk without DaRF,"
+        " PiT and KAN)",
         f"- content-guided ranking: top {results['candidates']} Hamming candidates re-ordered by"
         f" cosine of PCA-{results['projection_dim']} blended features, id tie-break",
+        "- values: mean ± sd over the seeds listed; tests: paired Wilcoxon signed-rank on"
+        " per-query AP@100 averaged over the seeds both sides share",
         "",
     ]
     sections = [

@@ -1,0 +1,137 @@
+"""Statistics of the retrieval benchmark over training seeds (numpy/scipy; no training here).
+
+Runs are stored per (method key, seed); every run keeps its per-query AP@100 for each ranking.
+From those, this module derives:
+
+* the seed summary of a key: mean and standard deviation of each metric over its seeds;
+* ACIR against the best baseline at one bit length: the baseline with the highest mean mAP@100,
+  the ratio of means, and a paired Wilcoxon test on per-query AP averaged over the seeds both
+  were trained with (a query's AP is averaged first, so the test is over queries, not seeds);
+* each ablation against the full model, the same way, with the per-seed differences beside it.
+
+A part "costs measurable mAP" when removing it lowers the mean mAP@100 and the paired test gives
+p < 0.05.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from retrieval_eval import paired_wilcoxon
+
+RATIO_TARGET = 1.05
+P_TARGET = 0.05
+METRICS = ("map@100", "map@all", "p@10")
+
+
+@dataclass
+class APStore:
+    """Per-query AP@100 arrays keyed by (method key, ranking mode, seed)."""
+
+    arrays: dict[tuple[str, str, int], np.ndarray]
+
+    def seeds(self, key: str, mode: str) -> list[int]:
+        return sorted(s for k, m, s in self.arrays if k == key and m == mode)
+
+    def mean_over(self, key: str, mode: str, seeds: list[int]) -> np.ndarray:
+        """Per-query AP averaged over ``seeds`` (each must be present)."""
+        return np.mean([self.arrays[(key, mode, s)] for s in seeds], axis=0)
+
+
+def summarise(seed_runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Mean and sd of every metric over the seeds of one method key."""
+    runs = list(seed_runs.values())
+    modes = sorted(set.intersection(*(set(r["metrics"]) for r in runs)))
+    metrics: dict[str, dict[str, float]] = {}
+    spread: dict[str, dict[str, float]] = {}
+    for mode in modes:
+        values = {m: [float(r["metrics"][mode][m]) for r in runs] for m in METRICS}
+        metrics[mode] = {m: float(np.mean(v)) for m, v in values.items()}
+        spread[mode] = {
+            m: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for m, v in values.items()
+        }
+    return {
+        "seeds": sorted(int(s) for s in seed_runs),
+        "metrics": metrics,
+        "sd": spread,
+        "best_val_map": float(np.mean([r["best_val_map"] for r in runs])),
+        "best_epochs": [int(r["best_epoch"]) for r in runs],
+        "train_seconds": float(np.mean([r["train_seconds"] for r in runs])),
+    }
+
+
+def _common_seeds(store: APStore, a: tuple[str, str], b: tuple[str, str]) -> list[int]:
+    return sorted(set(store.seeds(*a)) & set(store.seeds(*b)))
+
+
+def _per_seed_map(store: APStore, key: str, mode: str, seeds: list[int]) -> list[float]:
+    return [float(store.arrays[(key, mode, s)].mean()) for s in seeds]
+
+
+def paired(store: APStore, ours: tuple[str, str], theirs: tuple[str, str]) -> dict[str, Any]:
+    """Ours against theirs over their common seeds: means, ratio, per-seed values, Wilcoxon."""
+    seeds = _common_seeds(store, ours, theirs)
+    if not seeds:
+        raise ValueError(f"no common seeds for {ours} and {theirs}")
+    a, b = store.mean_over(*ours, seeds), store.mean_over(*theirs, seeds)
+    per_a, per_b = _per_seed_map(store, *ours, seeds), _per_seed_map(store, *theirs, seeds)
+    mean_a, mean_b = float(a.mean()), float(b.mean())
+    return {
+        "seeds": seeds,
+        "ours": mean_a,
+        "theirs": mean_b,
+        "ratio": mean_a / mean_b if mean_b > 0 else float("inf"),
+        "delta": mean_a - mean_b,
+        "per_seed_delta": [x - y for x, y in zip(per_a, per_b, strict=True)],
+        "wilcoxon": paired_wilcoxon(a, b),
+    }
+
+
+def compare_with_best(
+    store: APStore,
+    summaries: dict[str, dict[str, Any]],
+    bits: int,
+    baselines: list[str],
+    ours_mode: str,
+    theirs_mode: str,
+) -> dict[str, Any] | None:
+    """ACIR at ``bits`` against the baseline with the best mean mAP@100 under ``theirs_mode``."""
+    candidates = [m for m in baselines if f"{m}@{bits}" in summaries]
+    if f"acir@{bits}" not in summaries or not candidates:
+        return None
+
+    def mean_map(method: str) -> float:
+        return summaries[f"{method}@{bits}"]["metrics"][theirs_mode]["map@100"]
+
+    best = max(candidates, key=mean_map)
+    test = paired(store, (f"acir@{bits}", ours_mode), (f"{best}@{bits}", theirs_mode))
+    return {
+        "acir_ranking": ours_mode,
+        "baseline_ranking": theirs_mode,
+        "best_baseline": best,
+        "best_baseline_map@100": test["theirs"],
+        "acir_map@100": test["ours"],
+        "ratio": test["ratio"],
+        "per_seed_delta": test["per_seed_delta"],
+        "seeds": test["seeds"],
+        "wilcoxon": test["wilcoxon"],
+        "target_met": bool(
+            test["ratio"] >= RATIO_TARGET and test["wilcoxon"]["p_value"] < P_TARGET
+        ),
+    }
+
+
+def ablation_effect(store: APStore, full_key: str, ablated_key: str) -> dict[str, Any]:
+    """What removing a part does, under both rankings; measured when it lowers mAP, p < 0.05."""
+    out: dict[str, Any] = {}
+    for mode in ("hamming", "content_guided", "content_ties"):
+        if not store.seeds(ablated_key, mode):
+            continue
+        test = paired(store, (ablated_key, mode), (full_key, mode))
+        test["costs_measurable_map"] = bool(
+            test["delta"] < 0 and test["wilcoxon"]["p_value"] < P_TARGET
+        )
+        out[mode] = test
+    return out
