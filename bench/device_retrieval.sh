@@ -50,7 +50,8 @@ left=$((BUDGET - $(elapsed) - 15))
 epochs=$("$PYTHON" - "$OUT/calibration.json" "$left" "$MAX_EPOCHS" <<'EOF'
 import json, sys
 results, left, most = json.load(open(sys.argv[1])), float(sys.argv[2]), int(sys.argv[3])
-per_epoch = max(run["history"][0]["seconds"] for run in results["runs"].values())
+runs = [run for entry in results["runs"].values() for run in entry["seeds"].values()]
+per_epoch = max(run["history"][0]["seconds"] for run in runs)
 fixed = max(results["wall_seconds"] - per_epoch, 0.0)
 print(max(1, min(most, int((left - fixed) / per_epoch))))
 print(f"calibration: {per_epoch:.1f} s/epoch, {fixed:.0f} s fixed, {left:.0f} s left",
