@@ -55,7 +55,10 @@ class Settings(BaseSettings):
     max_k: int = Field(default=100, gt=0)
     candidate_multiplier: int = Field(default=10, ge=1, description="FAISS candidates = k x this")
     hamming_weight: float = Field(
-        default=0.0, ge=0.0, description="Hamming term in the re-rank score"
+        default=0.0,
+        ge=0.0,
+        description="Hamming term in the re-rank score (similarity - weight x hamming / bits); "
+        "0 ranks by content alone, above the code length content only breaks Hamming ties",
     )
     ingest_batch_size: int = Field(default=32, gt=0, description="images per encoder forward pass")
     audit_searches: bool = Field(default=True, description="write an audit row for every search")

@@ -42,6 +42,16 @@ def test_hamming_weight_breaks_content_ties_toward_closer_codes() -> None:
     np.testing.assert_allclose(ranked.score, [1 - 0.5 * 2 / 64, 1 - 0.5 * 10 / 64, 0.5], atol=1e-6)
 
 
+def test_weight_above_code_length_keeps_hamming_order_and_breaks_ties_by_content() -> None:
+    # The "content tie-break" mode documented for ACIR_HAMMING_WEIGHT.
+    query, ids, feats, hamming = _random_candidates(seed=4, n=400, d=16)
+    ranked = rerank(query, ids, feats, hamming, k=400, hamming_weight=65.0, bits=64)
+    assert np.all(np.diff(ranked.hamming) >= 0)
+    same_code = np.diff(ranked.hamming) == 0
+    assert np.all(np.diff(ranked.similarity)[same_code] <= 0)
+    assert np.any(np.diff(ranked.similarity)[same_code] < 0)
+
+
 def test_hamming_weight_needs_bits() -> None:
     with pytest.raises(ValueError, match="bits"):
         rerank(np.ones(2, np.float32), np.arange(2), np.ones((2, 2)), np.zeros(2, int), 1, 0.1)
