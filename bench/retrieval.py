@@ -170,6 +170,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--floats-from", type=Path, help="copy float-baseline results from a JSON")
     p.add_argument("--out", type=Path, default=Path("bench/results/retrieval.json"))
     p.add_argument("--markdown", type=Path, default=None)
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: recompute the tests of --out from its saved per-query APs, rewrite "
+        "it and --markdown",
+    )
     args = p.parse_args(argv)
     for name, value in (QUICK_DEFAULTS if args.quick else FULL_DEFAULTS).items():
         if getattr(args, name) is None:  # explicit options win over the mode's defaults
@@ -390,7 +396,7 @@ def _absorb(bench: Bench, job: Job, outcome: dict) -> None:
     if outcome["checks"] is not None:
         bench.results.update(outcome["checks"])
         bench.results["ranking_checks_model"] = f"{job.key} seed {job.seed}"
-    _update_statistics(bench)
+    _update_statistics(bench.results, bench.ap100)
     _save(bench)
 
 
@@ -411,11 +417,11 @@ def _report_order(key: str) -> tuple[int, bool, int, str]:
     return (-int(bits), name != method, rank, name)
 
 
-def _update_statistics(bench: Bench) -> None:
+def _update_statistics(results: dict[str, Any], store: APStore) -> None:
     """Seed summaries, ACIR against the best baseline per bit length, and ablation effects,
     over every run in the results (earlier calls' runs included)."""
-    runs = dict(sorted(bench.results["runs"].items(), key=lambda item: _report_order(item[0])))
-    bench.results["runs"] = runs
+    runs = dict(sorted(results["runs"].items(), key=lambda item: _report_order(item[0])))
+    results["runs"] = runs
     for entry in runs.values():
         entry["summary"] = summarise(entry["seeds"])
     summaries = {key: entry["summary"] for key, entry in runs.items()}
@@ -424,18 +430,18 @@ def _update_statistics(bench: Bench) -> None:
     comparisons: dict[str, list[dict[str, Any]]] = {}
     for bits in bits_seen:
         entries = [
-            compare_with_best(bench.ap100, summaries, bits, baselines, ours, theirs)
+            compare_with_best(store, summaries, bits, baselines, ours, theirs)
             for ours, theirs in PAIRINGS
         ]
         if all(e is not None for e in entries):
             comparisons[str(bits)] = [e for e in entries if e is not None]
-    bench.results["comparisons"] = comparisons
+    results["comparisons"] = comparisons
     ablations: dict[str, Any] = {}
     for key in runs:
         name, bits = key.split("@")
         if name.startswith("acir-") and f"acir@{bits}" in runs:
-            ablations[key] = ablation_effect(bench.ap100, f"acir@{bits}", key)
-    bench.results["ablations"] = ablations
+            ablations[key] = ablation_effect(store, f"acir@{bits}", key)
+    results["ablations"] = ablations
 
 
 def _float_baselines(bench: Bench) -> None:
@@ -576,10 +582,26 @@ def _start(args: argparse.Namespace, splits: Splits, argv: list[str]) -> Bench:
     return Bench(args, splits, spec, results, ap100=store)
 
 
+def _rewrite_report(args: argparse.Namespace) -> int:
+    """Statistics and tables of --out recomputed from its runs and per-query APs (no training,
+    no new invocation recorded): for a change of the statistics or the report only."""
+    results, store = _load_previous(args.out)
+    _update_statistics(results, store)
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=_json_default))
+    tmp.replace(args.out)
+    if args.markdown is not None:
+        write_markdown(results, args.markdown)
+    logger.info("statistics of %s recomputed", args.out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = _parse(argv)
+    if args.report_only:
+        return _rewrite_report(args)
     torch.set_num_threads(args.threads)
     splits = _load_splits(args)
     bench = _start(args, splits, argv)
@@ -591,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         _float_baselines(bench)
     bench.jobs = _job_list(args)
     _run_all(bench)
-    _update_statistics(bench)
+    _update_statistics(bench.results, bench.ap100)
     _save(bench)
     if args.markdown is not None:
         write_markdown(bench.results, args.markdown)

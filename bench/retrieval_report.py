@@ -52,11 +52,19 @@ def _deltas(values: list[float]) -> str:
     return ", ".join(f"{v:+.4f}" for v in values)
 
 
+def _seed_level(test: dict[str, Any] | None) -> str:
+    """Welch p over seeds and the 95% CI of the difference; '–' where a side has one seed."""
+    if not test:
+        return "–"
+    low, high = test["delta_ci95"]
+    return f"{test['p_value']:.2g} [{low:+.3f}, {high:+.3f}]"
+
+
 def _comparison_rows(results: dict[str, Any]) -> list[str]:
     rows = [
         "| bits | ACIR ranking | baseline ranking | best baseline (mAP@100) | ACIR mAP@100 "
-        "| ratio | Δ per seed | Wilcoxon p | target ≥1.05×, p<0.05 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| ratio | Δ per seed | Wilcoxon p | seed-level p [95% CI of Δ] | target ≥1.05×, p<0.05 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for bits, entries in results["comparisons"].items():
         for e in entries:
@@ -65,7 +73,7 @@ def _comparison_rows(results: dict[str, Any]) -> list[str]:
             rows.append(
                 f"| {bits} | {e['acir_ranking']} | {e['baseline_ranking']} | {best} "
                 f"| {e['acir_map@100']:.4f} | {e['ratio']:.3f} | {_deltas(e['per_seed_delta'])} "
-                f"| {e['wilcoxon']['p_value']:.2g} | {met} |"
+                f"| {e['wilcoxon']['p_value']:.2g} | {_seed_level(e.get('seed_level'))} | {met} |"
             )
     return rows
 
@@ -76,8 +84,8 @@ def _ablation_rows(results: dict[str, Any]) -> list[str]:
         return []
     rows = [
         "| variant | ranking | mAP@100 without the part | full ACIR | Δ | Δ per seed "
-        "| Wilcoxon p | costs measurable mAP |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Wilcoxon p | seed-level p [95% CI of Δ] | costs measurable mAP |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, effects in ablations.items():
         name = key.split("@")[0].removeprefix("acir-")
@@ -85,7 +93,8 @@ def _ablation_rows(results: dict[str, Any]) -> list[str]:
             verdict = "yes" if e["costs_measurable_map"] else "**no**"
             rows.append(
                 f"| {name} | {mode} | {e['ours']:.4f} | {e['theirs']:.4f} | {e['delta']:+.4f} "
-                f"| {_deltas(e['per_seed_delta'])} | {e['wilcoxon']['p_value']:.2g} | {verdict} |"
+                f"| {_deltas(e['per_seed_delta'])} | {e['wilcoxon']['p_value']:.2g} "
+                f"| {_seed_level(e.get('seed_level'))} | {verdict} |"
             )
     rows.extend(_reranking_rows(results))
     return rows
@@ -101,7 +110,7 @@ def _reranking_rows(results: dict[str, Any]) -> list[str]:
         ham, cgr = summary["hamming"]["map@100"], summary["content_guided"]["map@100"]
         rows.append(
             f"| no re-ranking ({bits} bits) | hamming vs content-guided | {ham:.4f} | {cgr:.4f} "
-            f"| {ham - cgr:+.4f} | | | {'yes' if ham < cgr else '**no**'} |"
+            f"| {ham - cgr:+.4f} | | | | {'yes' if ham < cgr else '**no**'} |"
         )
     return rows
 
@@ -161,7 +170,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"- content-guided ranking: top {results['candidates']} Hamming candidates re-ordered by"
         f" cosine of PCA-{results['projection_dim']} blended features, id tie-break",
         "- values: mean ± sd over the seeds listed; tests: paired Wilcoxon signed-rank on"
-        " per-query AP@100 averaged over the seeds both sides share",
+        " per-query AP@100 averaged over the seeds both sides share (the verdicts), and a"
+        " seed-level Welch t-test on the per-seed mAP@100 of those seeds (reported beside it)",
         "",
     ]
     sections = [

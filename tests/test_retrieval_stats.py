@@ -10,7 +10,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from retrieval_stats import APStore, ablation_effect, compare_with_best, summarise
+from retrieval_stats import (
+    APStore,
+    ablation_effect,
+    compare_with_best,
+    seed_level_welch,
+    summarise,
+)
 
 RNG = np.random.default_rng(0)
 BASE = RNG.uniform(0.2, 0.8, 300)
@@ -87,3 +93,38 @@ def test_ablation_costs_map_only_when_lower_and_significant() -> None:
     higher = ablation_effect(store, "acir@64", "acir-no_kan@64")["hamming"]
     assert lower["delta"] < 0 and lower["costs_measurable_map"]
     assert higher["delta"] > 0 and not higher["costs_measurable_map"]
+
+
+def _seed_shifted_store(shifts: dict[str, list[float]]) -> APStore:
+    """Every seed of a key moves all its queries by that seed's shift (retraining noise)."""
+    return APStore(
+        {
+            (key, "hamming", seed): np.clip(BASE + shift, 0, 1)
+            for key, per_seed in shifts.items()
+            for seed, shift in enumerate(per_seed)
+        }
+    )
+
+
+def test_seed_noise_is_seen_by_the_seed_level_test_not_by_wilcoxon() -> None:
+    # ACIR ahead by 0.01 on average, but its seeds scatter by ±0.03: every query agrees on the
+    # direction (Wilcoxon p tiny), while three seeds cannot tell the means apart.
+    shifts = {"acir@32": [0.04, -0.02, 0.01], "csq@32": [0.0, 0.002, -0.002]}
+    store = _seed_shifted_store(shifts)
+    result = compare_with_best(store, _summaries(store), 32, ["csq"], "hamming", "hamming")
+    assert result is not None and result["wilcoxon"]["p_value"] < 1e-6
+    seed_level = result["seed_level"]
+    assert seed_level["p_value"] > 0.3
+    low, high = seed_level["delta_ci95"]
+    assert low < 0 < high and low < result["acir_map@100"] - result["best_baseline_map@100"] < high
+
+
+def test_a_consistent_lead_over_seeds_is_significant_at_the_seed_level() -> None:
+    test = seed_level_welch([0.85, 0.86, 0.855], [0.80, 0.805, 0.81])
+    assert test is not None and test["p_value"] < 0.01
+    assert 0 < test["delta_ci95"][0] < 0.05 < test["delta_ci95"][1]
+
+
+def test_seed_level_test_needs_two_seeds_a_side() -> None:
+    assert seed_level_welch([0.8], [0.7, 0.71]) is None
+    assert seed_level_welch([0.8, 0.8], [0.7, 0.7]) is None  # no spread: t is undefined
