@@ -42,7 +42,7 @@ if [ "$DEVICE" = cuda ] && nvidia-cuda-mps-control -d 2>/dev/null; then
 fi
 
 common=(--device "$DEVICE" --jobs "$JOBS" --threads 1 --max-train 0 --batch-size 128
-        --warmup-epochs 2 --floats-from bench/results/retrieval_floats.json "${extra[@]}")
+        --warmup-epochs 2 --floats-from bench/results/retrieval_floats.json --overwrite "${extra[@]}")
 if [ -n "${EPOCHS:-}" ]; then epochs=$EPOCHS; else  # EPOCHS=N skips the calibration
 "$PYTHON" bench/retrieval.py "${common[@]}" --epochs 1 --out "$OUT/calibration.json" \
   >"$OUT/calibration.log" 2>&1 || { tail -30 "$OUT/calibration.log"; exit 1; }

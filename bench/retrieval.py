@@ -8,9 +8,10 @@ baselines (HashNet, DPSH, DSH, CSQ) train the same ACIR trunk with DaRF, PiT and
 (plain CNN trunk + MLP hash head). Queries are touched only for the final evaluation.
 
     python bench/retrieval.py --quick                    # smoke run, a few minutes
-    python bench/retrieval.py --markdown bench/results/retrieval-cpu-2ep.md   # ~40 min, 2 cores
+    python bench/retrieval.py --out /tmp/r.json --markdown /tmp/r.md   # ~40 min, 2 cores
     python bench/retrieval.py --epochs 30 --max-train 0 --batch-size 128 --warmup-epochs 2 \
-        --jobs 2 --threads 1 --seeds 0 1 2                # full budget, hours on 2 cores
+        --jobs 2 --threads 1 --seeds 0 1 2 --resume       # full budget (the committed results),
+                                                          # hours on 2 cores
     EPOCHS=30 bench/device_retrieval.sh                  # full budget on a GPU machine, ~5 min
 
 The default budget (2 epochs on 1,600 training patches, batch 64) is what a 2-core CPU affords
@@ -20,7 +21,9 @@ for 19 trainings in about 40 minutes; raise --epochs / --max-train where more co
 --seeds trains every selected method once per seed (the data split stays fixed, --data-seed).
 Results are saved after every training; --resume keeps the runs already in --out and trains
 only the missing (method, seed) pairs, so a long run survives interruption, and a later call
-with other --methods/--seeds adds to the same file. Comparisons and ablation tests are made over
+with other --methods/--seeds adds to the same file. An existing --out is never replaced without
+--overwrite, and --quick writes bench/results/retrieval-quick.json unless told otherwise, so a
+smoke run cannot clobber the committed results. Comparisons and ablation tests are made over
 every run in the file (retrieval_stats.py).
 """
 
@@ -93,6 +96,7 @@ FULL_DEFAULTS: dict[str, Any] = {
     "max_train": 1600,
     "max_db": 0,
     "max_query": 0,
+    "out": Path("bench/results/retrieval.json"),
 }
 QUICK_DEFAULTS: dict[str, Any] = {
     **FULL_DEFAULTS,
@@ -105,6 +109,7 @@ QUICK_DEFAULTS: dict[str, Any] = {
     "max_train": 1024,
     "max_db": 600,
     "max_query": 150,
+    "out": Path("bench/results/retrieval-quick.json"),  # never the committed results
 }
 PROJECTION_DIM = 128  # the service stores PCA-128 re-ranking features (models/pipeline.py)
 
@@ -168,7 +173,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke run: 16 bits, ACIR+CSQ, 1 epoch")
     p.epilog = f"defaults: {FULL_DEFAULTS}; with --quick: {QUICK_DEFAULTS}"
     p.add_argument("--floats-from", type=Path, help="copy float-baseline results from a JSON")
-    p.add_argument("--out", type=Path, default=Path("bench/results/retrieval.json"))
+    p.add_argument("--out", type=Path, help="results JSON (per-query APs beside it)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out instead of refusing"
+    )
     p.add_argument("--markdown", type=Path, default=None)
     p.add_argument(
         "--report-only",
@@ -180,6 +188,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     for name, value in (QUICK_DEFAULTS if args.quick else FULL_DEFAULTS).items():
         if getattr(args, name) is None:  # explicit options win over the mode's defaults
             setattr(args, name, value)
+    if args.out.exists() and not (args.resume or args.overwrite or args.report_only):
+        p.error(f"{args.out} exists: --resume adds runs to it, --overwrite replaces it")
     return args
 
 
