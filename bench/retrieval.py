@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from retrieval_data import Splits, brain_atlas, fashion_mnist, subsample
+from retrieval_data import Splits, load_splits
 from retrieval_eval import (
     add_noise,
     determinism_check,
@@ -225,15 +225,8 @@ def _git_commit() -> str | None:
 
 
 def _load_splits(args: argparse.Namespace) -> Splits:
-    if args.dataset == "fashion-mnist":
-        splits = fashion_mnist(args.data_seed)
-    else:
-        splits = brain_atlas(args.data, args.data_seed)
-    return Splits(
-        train=subsample(splits.train, args.max_train, args.data_seed),
-        val=splits.val,
-        db=subsample(splits.db, args.max_db, args.data_seed + 1),
-        query=subsample(splits.query, args.max_query, args.data_seed + 2),
+    return load_splits(
+        args.dataset, args.data, args.data_seed, args.max_train, args.max_db, args.max_query
     )
 
 

@@ -96,3 +96,18 @@ def fashion_mnist(seed: int, n_train: int = 5000, n_val: int = 500) -> Splits:
         db=_fashion_split(te_x, te_y, np.sort(test_order[:half])),
         query=_fashion_split(te_x, te_y, np.sort(test_order[half:])),
     )
+
+
+def load_splits(
+    dataset: str, data_dir: Path, data_seed: int, max_train: int, max_db: int, max_query: int
+) -> Splits:
+    """The benchmark's splits, each subsampled with its own seed (``max_*`` <= 0: all)."""
+    splits = (
+        fashion_mnist(data_seed) if dataset == "fashion-mnist" else brain_atlas(data_dir, data_seed)
+    )
+    return Splits(
+        train=subsample(splits.train, max_train, data_seed),
+        val=splits.val,
+        db=subsample(splits.db, max_db, data_seed + 1),
+        query=subsample(splits.query, max_query, data_seed + 2),
+    )
