@@ -83,16 +83,18 @@ def _ablation_rows(results: dict[str, Any]) -> list[str]:
     if not ablations:
         return []
     rows = [
-        "| variant | ranking | mAP@100 without the part | full ACIR | Δ | Δ per seed "
+        "| variant | bits | ranking | mAP@100 without the part | full ACIR | Δ | Δ per seed "
         "| Wilcoxon p | seed-level p [95% CI of Δ] | costs measurable mAP |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, effects in ablations.items():
-        name = key.split("@")[0].removeprefix("acir-")
+        variant, bits = key.split("@")
+        name = variant.removeprefix("acir-")
         for mode, e in effects.items():
             verdict = "yes" if e["costs_measurable_map"] else "**no**"
             rows.append(
-                f"| {name} | {mode} | {e['ours']:.4f} | {e['theirs']:.4f} | {e['delta']:+.4f} "
+                f"| {name} | {bits} | {mode} | {e['ours']:.4f} | {e['theirs']:.4f} "
+                f"| {e['delta']:+.4f} "
                 f"| {_deltas(e['per_seed_delta'])} | {e['wilcoxon']['p_value']:.2g} "
                 f"| {_seed_level(e.get('seed_level'))} | {verdict} |"
             )
@@ -109,7 +111,7 @@ def _reranking_rows(results: dict[str, Any]) -> list[str]:
         summary = results["runs"][f"acir@{bits}"]["summary"]["metrics"]
         ham, cgr = summary["hamming"]["map@100"], summary["content_guided"]["map@100"]
         rows.append(
-            f"| no re-ranking ({bits} bits) | hamming vs content-guided | {ham:.4f} | {cgr:.4f} "
+            f"| no re-ranking | {bits} | hamming vs content-guided | {ham:.4f} | {cgr:.4f} "
             f"| {ham - cgr:+.4f} | | | | {'yes' if ham < cgr else '**no**'} |"
         )
     return rows
