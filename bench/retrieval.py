@@ -57,7 +57,13 @@ from retrieval_eval import (
     robustness,
 )
 from retrieval_report import write_markdown
-from retrieval_stats import APStore, ablation_effect, compare_with_best, summarise
+from retrieval_stats import (
+    APStore,
+    ablation_effect,
+    compare_with_best,
+    summarise,
+    validation_choice,
+)
 
 from models.baselines import BASELINE_NAMES, BASELINE_TRUNK, make_objective
 from models.checkpoint import default_preprocess
@@ -441,12 +447,36 @@ def _update_statistics(results: dict[str, Any], store: APStore) -> None:
         if all(e is not None for e in entries):
             comparisons[str(bits)] = [e for e in entries if e is not None]
     results["comparisons"] = comparisons
+    results["validation_choice"] = _validation_choices(store, summaries, bits_seen, baselines)
     ablations: dict[str, Any] = {}
     for key in runs:
         name, bits = key.split("@")
         if name.startswith("acir-") and f"acir@{bits}" in runs:
             ablations[key] = ablation_effect(store, f"acir@{bits}", key)
     results["ablations"] = ablations
+
+
+def _validation_choices(
+    store: APStore, summaries: dict[str, Any], bits_seen: list[int], baselines: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Per length, the ACIR configuration with the best validation mAP (full or an ablation)
+    against the best baseline, Hamming ranking: model selection that never sees the queries."""
+    choices: dict[str, dict[str, Any]] = {}
+    for bits in bits_seen:
+        key = validation_choice(summaries, bits)
+        if key is None:
+            continue
+        entry = compare_with_best(store, summaries, bits, baselines, "hamming", "hamming", key)
+        if entry is None:
+            continue
+        entry["chosen"] = key
+        entry["val_map"] = {
+            k: summaries[k]["best_val_map"]
+            for k in summaries
+            if k.startswith("acir") and k.endswith(f"@{bits}")
+        }
+        choices[str(bits)] = entry
+    return choices
 
 
 def _float_baselines(bench: Bench) -> None:

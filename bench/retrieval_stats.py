@@ -120,17 +120,20 @@ def compare_with_best(
     baselines: list[str],
     ours_mode: str,
     theirs_mode: str,
+    ours_key: str | None = None,
 ) -> dict[str, Any] | None:
-    """ACIR at ``bits`` against the baseline with the best mean mAP@100 under ``theirs_mode``."""
+    """ACIR at ``bits`` (or the variant ``ours_key``) against the baseline with the best mean
+    mAP@100 under ``theirs_mode``."""
+    ours_key = ours_key or f"acir@{bits}"
     candidates = [m for m in baselines if f"{m}@{bits}" in summaries]
-    if f"acir@{bits}" not in summaries or not candidates:
+    if ours_key not in summaries or not candidates:
         return None
 
     def mean_map(method: str) -> float:
         return summaries[f"{method}@{bits}"]["metrics"][theirs_mode]["map@100"]
 
     best = max(candidates, key=mean_map)
-    test = paired(store, (f"acir@{bits}", ours_mode), (f"{best}@{bits}", theirs_mode))
+    test = paired(store, (ours_key, ours_mode), (f"{best}@{bits}", theirs_mode))
     return {
         "acir_ranking": ours_mode,
         "baseline_ranking": theirs_mode,
@@ -146,6 +149,19 @@ def compare_with_best(
             test["ratio"] >= RATIO_TARGET and test["wilcoxon"]["p_value"] < P_TARGET
         ),
     }
+
+
+def validation_choice(summaries: dict[str, dict[str, Any]], bits: int) -> str | None:
+    """The ACIR configuration (full or an ablation) trained at ``bits`` with the best mean
+    validation mAP: what a practitioner would ship if picking on validation only."""
+    keys = [k for k in summaries if _is_acir(k) and k.endswith(f"@{bits}")]
+    if not keys:
+        return None
+    return max(keys, key=lambda k: summaries[k]["best_val_map"])
+
+
+def _is_acir(key: str) -> bool:
+    return key.split("@")[0].split("-")[0] == "acir"
 
 
 def ablation_effect(store: APStore, full_key: str, ablated_key: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from retrieval_stats import (
     compare_with_best,
     seed_level_welch,
     summarise,
+    validation_choice,
 )
 
 RNG = np.random.default_rng(0)
@@ -128,3 +129,27 @@ def test_a_consistent_lead_over_seeds_is_significant_at_the_seed_level() -> None
 def test_seed_level_test_needs_two_seeds_a_side() -> None:
     assert seed_level_welch([0.8], [0.7, 0.71]) is None
     assert seed_level_welch([0.8, 0.8], [0.7, 0.7]) is None  # no spread: t is undefined
+
+
+def test_validation_choice_picks_the_acir_configuration_best_on_validation() -> None:
+    summaries = {
+        "acir@32": {"best_val_map": 0.80},
+        "acir-no_pit@32": {"best_val_map": 0.84},
+        "csq@32": {"best_val_map": 0.90},  # a baseline is never a candidate
+        "acir-no_darf@64": {"best_val_map": 0.95},  # another length is never a candidate
+    }
+    assert validation_choice(summaries, 32) == "acir-no_pit@32"
+    assert validation_choice(summaries, 16) is None
+
+
+def test_a_chosen_variant_is_compared_in_place_of_full_acir() -> None:
+    seeds = {"acir@64": [0, 1], "acir-no_pit@64": [0, 1], "csq@64": [0, 1]}
+    store = _store({"acir@64": 0.0, "acir-no_pit@64": 0.08, "csq@64": 0.0}, seeds)
+    summaries = _summaries(store)
+    full = compare_with_best(store, summaries, 64, ["csq"], "hamming", "hamming")
+    chosen = compare_with_best(
+        store, summaries, 64, ["csq"], "hamming", "hamming", "acir-no_pit@64"
+    )
+    assert full is not None and chosen is not None
+    assert chosen["acir_map@100"] > full["acir_map@100"] + 0.05
+    assert chosen["best_baseline_map@100"] == full["best_baseline_map@100"]
