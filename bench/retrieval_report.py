@@ -60,11 +60,25 @@ def _seed_level(test: dict[str, Any] | None) -> str:
     return f"{test['p_value']:.2g} [{low:+.3f}, {high:+.3f}]"
 
 
+def _query_tests(test: dict[str, Any]) -> str:
+    """Wilcoxon p (rank-biserial r) and paired-t p [95% CI of Δ], both over queries."""
+    wilcoxon, t_test = test["wilcoxon"], test["paired_t"]
+    low, high = t_test["delta_ci95"]
+    return (
+        f"{wilcoxon['p_value']:.2g} ({wilcoxon['rank_biserial']:+.2f}) "
+        f"| {t_test['p_value']:.2g} [{low:+.3f}, {high:+.3f}]"
+    )
+
+
+QUERY_TEST_HEADER = "Wilcoxon p (r) | paired t p [95% CI of Δ]"
+
+
 def _comparison_rows(results: dict[str, Any]) -> list[str]:
     rows = [
         "| bits | ACIR ranking | baseline ranking | best baseline (mAP@100) | ACIR mAP@100 "
-        "| ratio | Δ per seed | Wilcoxon p | seed-level p [95% CI of Δ] | target ≥1.05×, p<0.05 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| ratio | Δ per seed | {QUERY_TEST_HEADER} | seed-level p [95% CI of Δ] "
+        "| target ≥1.05×, p<0.05 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for bits, entries in results["comparisons"].items():
         for e in entries:
@@ -73,7 +87,7 @@ def _comparison_rows(results: dict[str, Any]) -> list[str]:
             rows.append(
                 f"| {bits} | {e['acir_ranking']} | {e['baseline_ranking']} | {best} "
                 f"| {e['acir_map@100']:.4f} | {e['ratio']:.3f} | {_deltas(e['per_seed_delta'])} "
-                f"| {e['wilcoxon']['p_value']:.2g} | {_seed_level(e.get('seed_level'))} | {met} |"
+                f"| {_query_tests(e)} | {_seed_level(e.get('seed_level'))} | {met} |"
             )
     return rows
 
@@ -85,9 +99,9 @@ def _choice_rows(results: dict[str, Any]) -> list[str]:
         return []
     rows = [
         "| bits | configurations (mean val mAP) | chosen | best baseline (mAP@100) "
-        "| chosen mAP@100 | ratio | Δ per seed | Wilcoxon p | seed-level p [95% CI of Δ] "
-        "| target ≥1.05×, p<0.05 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| chosen mAP@100 | ratio | Δ per seed | {QUERY_TEST_HEADER} "
+        "| seed-level p [95% CI of Δ] | target ≥1.05×, p<0.05 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for bits, e in choices.items():
         options = ", ".join(f"{k.split('@')[0]} {v:.3f}" for k, v in e["val_map"].items())
@@ -96,7 +110,7 @@ def _choice_rows(results: dict[str, Any]) -> list[str]:
         rows.append(
             f"| {bits} | {options} | {e['chosen'].split('@')[0]} | {best} "
             f"| {e['acir_map@100']:.4f} | {e['ratio']:.3f} | {_deltas(e['per_seed_delta'])} "
-            f"| {e['wilcoxon']['p_value']:.2g} | {_seed_level(e.get('seed_level'))} | {met} |"
+            f"| {_query_tests(e)} | {_seed_level(e.get('seed_level'))} | {met} |"
         )
     return rows
 
@@ -107,8 +121,8 @@ def _ablation_rows(results: dict[str, Any]) -> list[str]:
         return []
     rows = [
         "| variant | bits | ranking | mAP@100 without the part | full ACIR | Δ | Δ per seed "
-        "| Wilcoxon p | seed-level p [95% CI of Δ] | costs measurable mAP |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| {QUERY_TEST_HEADER} | seed-level p [95% CI of Δ] | costs measurable mAP |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, effects in ablations.items():
         variant, bits = key.split("@")
@@ -118,7 +132,7 @@ def _ablation_rows(results: dict[str, Any]) -> list[str]:
             rows.append(
                 f"| {name} | {bits} | {mode} | {e['ours']:.4f} | {e['theirs']:.4f} "
                 f"| {e['delta']:+.4f} "
-                f"| {_deltas(e['per_seed_delta'])} | {e['wilcoxon']['p_value']:.2g} "
+                f"| {_deltas(e['per_seed_delta'])} | {_query_tests(e)} "
                 f"| {_seed_level(e.get('seed_level'))} | {verdict} |"
             )
     rows.extend(_reranking_rows(results))
@@ -135,7 +149,7 @@ def _reranking_rows(results: dict[str, Any]) -> list[str]:
         ham, cgr = summary["hamming"]["map@100"], summary["content_guided"]["map@100"]
         rows.append(
             f"| no re-ranking | {bits} | hamming vs content-guided | {ham:.4f} | {cgr:.4f} "
-            f"| {ham - cgr:+.4f} | | | | {'yes' if ham < cgr else '**no**'} |"
+            f"| {ham - cgr:+.4f} | | | | | {'yes' if ham < cgr else '**no**'} |"
         )
     return rows
 
@@ -194,9 +208,11 @@ def render_markdown(results: dict[str, Any]) -> str:
         " PiT and KAN)",
         f"- content-guided ranking: top {results['candidates']} Hamming candidates re-ordered by"
         f" cosine of PCA-{results['projection_dim']} blended features, id tie-break",
-        "- values: mean ± sd over the seeds listed; tests: paired Wilcoxon signed-rank on"
-        " per-query AP@100 averaged over the seeds both sides share (the verdicts), and a"
-        " seed-level Welch t-test on the per-seed mAP@100 of those seeds (reported beside it)",
+        "- values: mean ± sd over the seeds listed; tests over queries (the verdicts), on"
+        " per-query AP@100 averaged over the seeds both sides share: paired Wilcoxon signed-rank"
+        " (r: rank-biserial correlation, > 0 when the ranks favour the first side) and paired t"
+        " on the mean difference; a verdict needs both at p < 0.05 and r, t and Δ on the claimed"
+        " side; and a seed-level Welch t-test on the per-seed mAP@100 (reported beside them)",
         "",
     ]
     sections = [

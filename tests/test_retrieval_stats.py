@@ -10,10 +10,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
+from retrieval_eval import paired_wilcoxon, rank_biserial
 from retrieval_stats import (
     APStore,
     ablation_effect,
     compare_with_best,
+    paired_t,
     seed_level_welch,
     summarise,
     validation_choice,
@@ -27,7 +29,7 @@ def _store(shifts: dict[str, float], seeds: dict[str, list[int]]) -> APStore:
     arrays = {}
     for key, shift in shifts.items():
         for seed in seeds[key]:
-            noise = np.random.default_rng(seed).normal(0, 0.01, BASE.size)
+            noise = np.random.default_rng([seed, *key.encode()]).normal(0, 0.01, BASE.size)
             arrays[(key, "hamming", seed)] = np.clip(BASE + shift + noise, 0, 1)
     return APStore(arrays)
 
@@ -153,3 +155,38 @@ def test_a_chosen_variant_is_compared_in_place_of_full_acir() -> None:
     assert full is not None and chosen is not None
     assert chosen["acir_map@100"] > full["acir_map@100"] + 0.05
     assert chosen["best_baseline_map@100"] == full["best_baseline_map@100"]
+
+
+def _skewed_pair() -> tuple[np.ndarray, np.ndarray]:
+    """Ablated APs a little higher on 80% of queries and much lower on the rest: the ranks favour
+    the ablation, the mean favours the full model."""
+    full = np.clip(BASE, 0.15, 0.85)
+    step = np.where(np.arange(BASE.size) % 5 == 0, -0.1, 0.01)
+    noise = np.random.default_rng(7).normal(0, 0.001, BASE.size)
+    return full + step + noise, full
+
+
+def test_rank_biserial_is_signed_by_the_winning_side() -> None:
+    assert rank_biserial(np.array([0.1, 0.2, 0.3])) == pytest.approx(1.0)
+    assert rank_biserial(np.array([-0.1, -0.2, 0.0])) == pytest.approx(-1.0)
+    assert rank_biserial(np.zeros(4)) == 0.0
+    ablated, full = _skewed_pair()
+    assert ablated.mean() < full.mean() and rank_biserial(ablated - full) > 0
+
+
+def test_paired_t_interval_holds_the_mean_difference() -> None:
+    ablated, full = _skewed_pair()
+    test = paired_t(ablated, full)
+    low, high = test["delta_ci95"]
+    assert test["p_value"] < 1e-4 and test["t"] < 0
+    assert low < (ablated - full).mean() < high < 0
+    assert paired_t(full + 0.01, full)["p_value"] == 1.0  # a constant shift has no variance
+
+
+def test_an_ablation_the_ranks_and_the_mean_disagree_on_is_not_measured() -> None:
+    ablated, full = _skewed_pair()
+    assert paired_wilcoxon(ablated, full)["p_value"] < 0.05  # ranks: ablation ahead
+    store = APStore({("acir@64", "hamming", 0): full, ("acir-no_kan@64", "hamming", 0): ablated})
+    effect = ablation_effect(store, "acir@64", "acir-no_kan@64")["hamming"]
+    assert effect["delta"] < 0 and effect["paired_t"]["p_value"] < 0.05
+    assert not effect["costs_measurable_map"]
