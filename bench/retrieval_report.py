@@ -52,25 +52,27 @@ def _deltas(values: list[float]) -> str:
     return ", ".join(f"{v:+.4f}" for v in values)
 
 
-def _seed_level(test: dict[str, Any] | None) -> str:
-    """Welch p over seeds and the 95% CI of the difference; '–' where a side has one seed."""
-    if not test:
-        return "–"
+def _p_and_interval(test: dict[str, Any]) -> str:
+    """'p [low, high]' of a t-test and the 95% CI of its difference."""
     low, high = test["delta_ci95"]
     return f"{test['p_value']:.2g} [{low:+.3f}, {high:+.3f}]"
 
 
-def _query_tests(test: dict[str, Any]) -> str:
-    """Wilcoxon p (rank-biserial r) and paired-t p [95% CI of Δ], both over queries."""
-    wilcoxon, t_test = test["wilcoxon"], test["paired_t"]
-    low, high = t_test["delta_ci95"]
-    return (
-        f"{wilcoxon['p_value']:.2g} ({wilcoxon['rank_biserial']:+.2f}) "
-        f"| {t_test['p_value']:.2g} [{low:+.3f}, {high:+.3f}]"
-    )
+def _seed_level(test: dict[str, Any] | None) -> str:
+    """Welch p over seeds and the 95% CI of the difference; '–' where a side has one seed."""
+    return _p_and_interval(test) if test else "–"
 
 
 QUERY_TEST_HEADER = "Wilcoxon p (r) | paired t p [95% CI of Δ]"
+
+
+def _query_tests(test: dict[str, Any]) -> str:
+    """Wilcoxon p (rank-biserial r) and paired-t p [95% CI of Δ], both over queries."""
+    wilcoxon = test["wilcoxon"]
+    return (
+        f"{wilcoxon['p_value']:.2g} ({wilcoxon['rank_biserial']:+.2f}) "
+        f"| {_p_and_interval(test['paired_t'])}"
+    )
 
 
 def _comparison_rows(results: dict[str, Any]) -> list[str]:
