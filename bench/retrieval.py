@@ -63,6 +63,7 @@ from retrieval_stats import (
     compare_with_best,
     summarise,
     validation_choice,
+    validation_scores,
 )
 
 from models.baselines import BASELINE_NAMES, BASELINE_TRUNK, make_objective
@@ -470,11 +471,7 @@ def _validation_choices(
         if entry is None:
             continue
         entry["chosen"] = key
-        entry["val_map"] = {
-            k: summaries[k]["best_val_map"]
-            for k in summaries
-            if k.startswith("acir") and k.endswith(f"@{bits}")
-        }
+        entry["val_map"] = validation_scores(summaries, bits)
         choices[str(bits)] = entry
     return choices
 

@@ -70,6 +70,7 @@ def summarise(seed_runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "metrics": metrics,
         "sd": spread,
         "best_val_map": float(np.mean([r["best_val_map"] for r in runs])),
+        "val_map_by_seed": {str(s): float(r["best_val_map"]) for s, r in seed_runs.items()},
         "best_epochs": [int(r["best_epoch"]) for r in runs],
         "train_seconds": float(np.mean([r["train_seconds"] for r in runs])),
     }
@@ -188,13 +189,27 @@ def compare_with_best(
     }
 
 
+def validation_scores(summaries: dict[str, dict[str, Any]], bits: int) -> dict[str, float]:
+    """Mean validation mAP of each ACIR configuration (full or an ablation) trained at ``bits``,
+    over the seeds full ACIR was trained on. A configuration not yet trained on all of them is
+    left out: means over different seeds would compare seed luck, not configurations."""
+    full = summaries.get(f"acir@{bits}")
+    if full is None:
+        return {}
+    seeds = [str(s) for s in full["seeds"]]
+    scores: dict[str, float] = {}
+    for key, summary in summaries.items():
+        by_seed = summary["val_map_by_seed"]
+        if _is_acir(key) and key.endswith(f"@{bits}") and all(s in by_seed for s in seeds):
+            scores[key] = float(np.mean([by_seed[s] for s in seeds]))
+    return scores
+
+
 def validation_choice(summaries: dict[str, dict[str, Any]], bits: int) -> str | None:
-    """The ACIR configuration (full or an ablation) trained at ``bits`` with the best mean
-    validation mAP: what a practitioner would ship if picking on validation only."""
-    keys = [k for k in summaries if _is_acir(k) and k.endswith(f"@{bits}")]
-    if not keys:
-        return None
-    return max(keys, key=lambda k: summaries[k]["best_val_map"])
+    """The ACIR configuration with the best validation score (``validation_scores``): what a
+    practitioner would ship if picking on validation only."""
+    scores = validation_scores(summaries, bits)
+    return max(scores, key=scores.__getitem__) if scores else None
 
 
 def _is_acir(key: str) -> bool:
