@@ -161,15 +161,22 @@ def compare_with_best(
     theirs_mode: str,
     ours_key: str | None = None,
 ) -> dict[str, Any] | None:
-    """ACIR at ``bits`` (or the variant ``ours_key``) against the baseline with the best mean
-    mAP@100 under ``theirs_mode``."""
+    """ACIR at ``bits`` (or the variant ``ours_key``) against the baseline with the best
+    mAP@100 under ``theirs_mode``, each baseline averaged over the seeds it shares with ours."""
     ours_key = ours_key or f"acir@{bits}"
-    candidates = [m for m in baselines if f"{m}@{bits}" in summaries]
-    if ours_key not in summaries or not candidates:
+    if ours_key not in summaries:
+        return None
+
+    def shared_seeds(method: str) -> list[int]:
+        return _common_seeds(store, (ours_key, ours_mode), (f"{method}@{bits}", theirs_mode))
+
+    candidates = [m for m in baselines if f"{m}@{bits}" in summaries and shared_seeds(m)]
+    if not candidates:
         return None
 
     def mean_map(method: str) -> float:
-        return summaries[f"{method}@{bits}"]["metrics"][theirs_mode]["map@100"]
+        seeds = shared_seeds(method)
+        return float(store.mean_over(f"{method}@{bits}", theirs_mode, seeds).mean())
 
     best = max(candidates, key=mean_map)
     test = paired(store, (ours_key, ours_mode), (f"{best}@{bits}", theirs_mode))

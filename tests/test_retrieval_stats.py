@@ -84,6 +84,24 @@ def test_best_baseline_is_picked_by_mean_and_tested_on_common_seeds() -> None:
     assert result["target_met"]
 
 
+def test_best_baseline_is_judged_on_the_seeds_it_shares_with_acir() -> None:
+    seeds = {"acir@64": [0, 1], "csq@64": [0, 1], "dsh@64": [0, 1, 2]}
+    arrays = {}
+    for key, shift in {"acir@64": 0.1, "csq@64": 0.0, "dsh@64": -0.02}.items():
+        for seed in seeds[key]:
+            # dsh's extra seed (one ACIR lacks) is far better; it must not make dsh the best
+            lift = 0.3 if (key, seed) == ("dsh@64", 2) else shift
+            arrays[(key, "hamming", seed)] = np.clip(BASE + lift, 0, 1)
+    store = APStore(arrays)
+    summaries = _summaries(store)
+    assert (
+        summaries["dsh@64"]["metrics"]["hamming"]["map@100"]
+        > summaries["csq@64"]["metrics"]["hamming"]["map@100"]
+    )
+    result = compare_with_best(store, summaries, 64, ["csq", "dsh"], "hamming", "hamming")
+    assert result is not None and result["best_baseline"] == "csq"
+
+
 def test_an_equal_baseline_misses_the_target() -> None:
     seeds = {"acir@16": [0, 1], "csq@16": [0, 1]}
     store = _store({"acir@16": 0.0, "csq@16": 0.0}, seeds)
