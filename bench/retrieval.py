@@ -448,7 +448,7 @@ def _update_statistics(results: dict[str, Any], store: APStore) -> None:
         if all(e is not None for e in entries):
             comparisons[str(bits)] = [e for e in entries if e is not None]
     results["comparisons"] = comparisons
-    results["validation_choice"] = _validation_choices(store, summaries, bits_seen, baselines)
+    results["validation_choice"] = _validation_choices(store, runs, summaries, bits_seen, baselines)
     ablations: dict[str, Any] = {}
     for key in runs:
         name, bits = key.split("@")
@@ -458,20 +458,25 @@ def _update_statistics(results: dict[str, Any], store: APStore) -> None:
 
 
 def _validation_choices(
-    store: APStore, summaries: dict[str, Any], bits_seen: list[int], baselines: list[str]
+    store: APStore,
+    runs: dict[str, Any],
+    summaries: dict[str, Any],
+    bits_seen: list[int],
+    baselines: list[str],
 ) -> dict[str, dict[str, Any]]:
     """Per length, the ACIR configuration with the best validation mAP (full or an ablation)
     against the best baseline, Hamming ranking: model selection that never sees the queries."""
     choices: dict[str, dict[str, Any]] = {}
     for bits in bits_seen:
-        key = validation_choice(summaries, bits)
+        scores = validation_scores(runs, bits)
+        key = validation_choice(scores)
         if key is None:
             continue
         entry = compare_with_best(store, summaries, bits, baselines, "hamming", "hamming", key)
         if entry is None:
             continue
         entry["chosen"] = key
-        entry["val_map"] = validation_scores(summaries, bits)
+        entry["val_map"] = scores
         choices[str(bits)] = entry
     return choices
 

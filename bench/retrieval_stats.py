@@ -70,7 +70,6 @@ def summarise(seed_runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "metrics": metrics,
         "sd": spread,
         "best_val_map": float(np.mean([r["best_val_map"] for r in runs])),
-        "val_map_by_seed": {str(s): float(r["best_val_map"]) for s, r in seed_runs.items()},
         "best_epochs": [int(r["best_epoch"]) for r in runs],
         "train_seconds": float(np.mean([r["train_seconds"] for r in runs])),
     }
@@ -166,17 +165,17 @@ def compare_with_best(
     ours_key = ours_key or f"acir@{bits}"
     if ours_key not in summaries:
         return None
-
-    def shared_seeds(method: str) -> list[int]:
-        return _common_seeds(store, (ours_key, ours_mode), (f"{method}@{bits}", theirs_mode))
-
-    candidates = [m for m in baselines if f"{m}@{bits}" in summaries and shared_seeds(m)]
+    shared = {
+        m: _common_seeds(store, (ours_key, ours_mode), (f"{m}@{bits}", theirs_mode))
+        for m in baselines
+        if f"{m}@{bits}" in summaries
+    }
+    candidates = {m: seeds for m, seeds in shared.items() if seeds}
     if not candidates:
         return None
 
     def mean_map(method: str) -> float:
-        seeds = shared_seeds(method)
-        return float(store.mean_over(f"{method}@{bits}", theirs_mode, seeds).mean())
+        return float(store.mean_over(f"{method}@{bits}", theirs_mode, candidates[method]).mean())
 
     best = max(candidates, key=mean_map)
     test = paired(store, (ours_key, ours_mode), (f"{best}@{bits}", theirs_mode))
@@ -196,26 +195,26 @@ def compare_with_best(
     }
 
 
-def validation_scores(summaries: dict[str, dict[str, Any]], bits: int) -> dict[str, float]:
+def validation_scores(runs: dict[str, dict[str, Any]], bits: int) -> dict[str, float]:
     """Mean validation mAP of each ACIR configuration (full or an ablation) trained at ``bits``,
     over the seeds full ACIR was trained on. A configuration not yet trained on all of them is
     left out: means over different seeds would compare seed luck, not configurations."""
-    full = summaries.get(f"acir@{bits}")
+    full = runs.get(f"acir@{bits}")
     if full is None:
         return {}
-    seeds = [str(s) for s in full["seeds"]]
     scores: dict[str, float] = {}
-    for key, summary in summaries.items():
-        by_seed = summary["val_map_by_seed"]
-        if _is_acir(key) and key.endswith(f"@{bits}") and all(s in by_seed for s in seeds):
-            scores[key] = float(np.mean([by_seed[s] for s in seeds]))
+    for key, run in runs.items():
+        if not (_is_acir(key) and key.endswith(f"@{bits}")):
+            continue
+        if all(seed in run["seeds"] for seed in full["seeds"]):
+            values = [run["seeds"][seed]["best_val_map"] for seed in full["seeds"]]
+            scores[key] = float(np.mean(values))
     return scores
 
 
-def validation_choice(summaries: dict[str, dict[str, Any]], bits: int) -> str | None:
-    """The ACIR configuration with the best validation score (``validation_scores``): what a
+def validation_choice(scores: dict[str, float]) -> str | None:
+    """The configuration with the best validation score (``validation_scores``): what a
     practitioner would ship if picking on validation only."""
-    scores = validation_scores(summaries, bits)
     return max(scores, key=scores.__getitem__) if scores else None
 
 

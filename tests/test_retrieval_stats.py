@@ -153,36 +153,33 @@ def test_seed_level_test_needs_two_seeds_a_side() -> None:
     assert seed_level_welch([0.8, 0.8], [0.7, 0.7]) is None  # no spread: t is undefined
 
 
-def _val_summary(by_seed: dict[int, float]) -> dict[str, Any]:
-    return {
-        "seeds": sorted(by_seed),
-        "val_map_by_seed": {str(s): v for s, v in by_seed.items()},
-    }
+def _val_run(by_seed: dict[int, float]) -> dict[str, Any]:
+    return {"seeds": {str(s): {"best_val_map": v} for s, v in by_seed.items()}}
 
 
 def test_validation_choice_picks_the_acir_configuration_best_on_validation() -> None:
-    summaries = {
-        "acir@32": _val_summary({0: 0.80}),
-        "acir-no_pit@32": _val_summary({0: 0.84}),
-        "csq@32": _val_summary({0: 0.90}),  # a baseline is never a candidate
-        "acir-no_darf@64": _val_summary({0: 0.95}),  # another length is never a candidate
+    runs = {
+        "acir@32": _val_run({0: 0.80}),
+        "acir-no_pit@32": _val_run({0: 0.84}),
+        "csq@32": _val_run({0: 0.90}),  # a baseline is never a candidate
+        "acir-no_darf@64": _val_run({0: 0.95}),  # another length is never a candidate
     }
-    assert validation_choice(summaries, 32) == "acir-no_pit@32"
-    assert validation_choice(summaries, 16) is None
+    assert validation_choice(validation_scores(runs, 32)) == "acir-no_pit@32"
+    assert validation_choice(validation_scores(runs, 16)) is None
 
 
 def test_validation_compares_configurations_on_full_acirs_seeds_only() -> None:
-    summaries = {
-        "acir@64": _val_summary({0: 0.80, 1: 0.70, 2: 0.72}),
+    runs = {
+        "acir@64": _val_run({0: 0.80, 1: 0.70, 2: 0.72}),
         # best on seed 0 alone, but not yet trained on seeds 1 and 2: not a candidate
-        "acir-no_darf@64": _val_summary({0: 0.85}),
+        "acir-no_darf@64": _val_run({0: 0.85}),
         # an extra seed full ACIR lacks does not count towards the score
-        "acir-no_pit@64": _val_summary({0: 0.79, 1: 0.72, 2: 0.74, 3: 0.20}),
+        "acir-no_pit@64": _val_run({0: 0.79, 1: 0.72, 2: 0.74, 3: 0.20}),
     }
-    scores = validation_scores(summaries, 64)
+    scores = validation_scores(runs, 64)
     assert set(scores) == {"acir@64", "acir-no_pit@64"}
     assert scores["acir-no_pit@64"] == pytest.approx(0.75)
-    assert validation_choice(summaries, 64) == "acir-no_pit@64"
+    assert validation_choice(scores) == "acir-no_pit@64"
 
 
 def test_a_chosen_variant_is_compared_in_place_of_full_acir() -> None:
