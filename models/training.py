@@ -26,7 +26,7 @@ from models.data import LabelledImages, PatchDataset
 from models.decoder import ReconstructionDecoder
 from models.loss import class_weights, sch_total_loss
 from models.metrics import hamming_ranking, retrieval_metrics
-from models.network import ACIRNet, ACIROutput, binary_codes
+from models.network import ACIRNet, ACIROutput
 from models.preprocess import PreprocessSpec, to_model_batch
 
 logger = logging.getLogger(__name__)
@@ -94,6 +94,29 @@ def sch_objective(settings: TrainSettings) -> Objective:
     return objective
 
 
+def encode_outputs(
+    network: ACIRNet,
+    images: LabelledImages | np.ndarray,
+    spec: PreprocessSpec,
+    batch_size: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Continuous hash outputs u (the code is u >= 0) and raw blended features (both float32) of
+    un-augmented images, in eval mode."""
+    arrays = images.images if isinstance(images, LabelledImages) else images
+    device = next(network.parameters()).device
+    was_training = network.training
+    network.eval()
+    outputs, feats = [], []
+    with torch.inference_mode():
+        for start in range(0, len(arrays), batch_size):
+            batch = to_model_batch(list(arrays[start : start + batch_size]), spec).to(device)
+            out = network(batch)
+            outputs.append(out.u.float().cpu().numpy())
+            feats.append(out.feature.cpu().numpy())
+    network.train(was_training)
+    return np.concatenate(outputs), np.concatenate(feats).astype(np.float32)
+
+
 def encode_images(
     network: ACIRNet,
     images: LabelledImages | np.ndarray,
@@ -101,19 +124,8 @@ def encode_images(
     batch_size: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bits (bool) and raw blended features (float32) of un-augmented images, in eval mode."""
-    arrays = images.images if isinstance(images, LabelledImages) else images
-    device = next(network.parameters()).device
-    was_training = network.training
-    network.eval()
-    bits, feats = [], []
-    with torch.inference_mode():
-        for start in range(0, len(arrays), batch_size):
-            batch = to_model_batch(list(arrays[start : start + batch_size]), spec).to(device)
-            out = network(batch)
-            bits.append(binary_codes(out.u).cpu().numpy())
-            feats.append(out.feature.cpu().numpy())
-    network.train(was_training)
-    return np.concatenate(bits).astype(bool), np.concatenate(feats).astype(np.float32)
+    outputs, feats = encode_outputs(network, images, spec, batch_size)
+    return outputs >= 0, feats
 
 
 def validation_map(network: ACIRNet, data: TrainingData) -> float:

@@ -17,6 +17,7 @@ from models.training import (
     TrainingData,
     TrainSettings,
     encode_images,
+    encode_outputs,
     sch_objective,
     train_hashing,
 )
@@ -110,3 +111,6 @@ def test_encode_images_gives_bits_and_features(data: TrainingData) -> None:
     assert feats.shape == (24, config.feature_dim) and feats.dtype == np.float32
     again, _ = encode_images(result.network, data.db.images, data.spec)
     assert np.array_equal(bits, again)  # batching does not change the codes
+    outputs, same_feats = encode_outputs(result.network, data.db, data.spec, batch_size=5)
+    assert outputs.dtype == np.float32 and np.array_equal(outputs >= 0, bits)
+    assert np.array_equal(same_feats, feats)
