@@ -89,7 +89,14 @@ def train(
         run_dir = run_dir or out.parent / f".run-{out.stem}"
         config = make_preset(preset, bits=bits)
         ckpt = train_checkpoint(
-            config, data, settings, run_dir, detector, target_fpr, resume=resume
+            config,
+            data,
+            settings,
+            run_dir,
+            detector,
+            target_fpr,
+            resume=resume,
+            with_stage2=stage == "all",
         )
     else:
         raise typer.BadParameter("stage must be all, 1, 2 or ood", param_hint="--stage")
