@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     if args.markdown is not None:
-        args.markdown.write_text(text)
+        args.markdown.write_text(text + "\n")
     return 0
 
 
