@@ -78,7 +78,13 @@ from models.metrics import cosine_ranking
 from models.network import ACIRNet
 from models.preprocess import PreprocessSpec
 from models.projection import FeatureProjection, fit_projection
-from models.training import TrainingData, TrainSettings, encode_images, train_hashing
+from models.training import (
+    TrainingData,
+    TrainSettings,
+    encode_images,
+    encode_outputs,
+    train_hashing,
+)
 
 logger = logging.getLogger("bench.retrieval")
 
@@ -123,12 +129,15 @@ PROJECTION_DIM = 128  # the service stores PCA-128 re-ranking features (models/p
 
 @dataclass
 class Encoded:
-    """Codes and projected (re-ranking) features of the query and database splits."""
+    """Codes, projected (re-ranking) features and continuous hash outputs of the query and
+    database splits."""
 
     q_bits: np.ndarray
     db_bits: np.ndarray
     q_feats: np.ndarray
     db_feats: np.ndarray
+    q_outputs: np.ndarray
+    db_outputs: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -278,9 +287,10 @@ def _encode(
     """Codes + re-ranking features; PCA fitted on training features, as the service does."""
     _, train_feats = encode_images(network, splits.train, spec)
     projection = fit_projection(train_feats, PROJECTION_DIM)
-    q_bits, q_feats = encode_images(network, splits.query, spec)
-    db_bits, db_feats = encode_images(network, splits.db, spec)
-    enc = Encoded(q_bits, db_bits, projection.apply(q_feats), projection.apply(db_feats))
+    q_out, q_feats = encode_outputs(network, splits.query, spec)
+    db_out, db_feats = encode_outputs(network, splits.db, spec)
+    q_proj, db_proj = projection.apply(q_feats), projection.apply(db_feats)
+    enc = Encoded(q_out >= 0, db_out >= 0, q_proj, db_proj, q_out, db_out)
     return enc, projection
 
 
@@ -299,7 +309,14 @@ def _run_job(args: argparse.Namespace, splits: Splits, spec: PreprocessSpec, job
     result = train_hashing(config, data, settings, objective=objective, progress=False)
     train_seconds = time.perf_counter() - started
     enc, projection = _encode(splits, spec, result.network)
-    rankings = hashing_rankings(enc.q_bits, enc.db_bits, enc.q_feats, enc.db_feats, args.candidates)
+    rankings = hashing_rankings(
+        enc.q_bits,
+        enc.db_bits,
+        enc.q_feats,
+        enc.db_feats,
+        args.candidates,
+        outputs=(enc.q_outputs, enc.db_outputs),
+    )
     metrics: dict[str, dict[str, float]] = {}
     ap100: dict[str, np.ndarray] = {}
     for mode, ranking in rankings.items():
@@ -419,6 +436,8 @@ PAIRINGS = (
     ("content_ties", "content_ties"),
     ("content_guided", "hamming"),
 )
+# Rankings only newer runs record (2026-12-07): compared where both sides have them.
+OPTIONAL_PAIRINGS = (("hash_output", "hash_output"),)
 
 
 def _report_order(key: str) -> tuple[int, bool, int, str]:
@@ -446,7 +465,11 @@ def _update_statistics(results: dict[str, Any], store: APStore) -> None:
             for ours, theirs in PAIRINGS
         ]
         if all(e is not None for e in entries):
-            comparisons[str(bits)] = [e for e in entries if e is not None]
+            optional = [
+                compare_with_best(store, summaries, bits, baselines, ours, theirs)
+                for ours, theirs in OPTIONAL_PAIRINGS
+            ]
+            comparisons[str(bits)] = [e for e in entries + optional if e is not None]
     results["comparisons"] = comparisons
     results["validation_choice"] = _validation_choices(store, runs, summaries, bits_seen, baselines)
     ablations: dict[str, Any] = {}

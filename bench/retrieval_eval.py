@@ -36,10 +36,13 @@ def hashing_rankings(
     q_feats: np.ndarray | None = None,
     db_feats: np.ndarray | None = None,
     candidates: int = 1000,
+    outputs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Plain Hamming ranking, plus, when features are given, the content-guided one (candidates
     ordered by content similarity) and ``content_ties`` (Hamming first, content similarity
-    breaking its ties: the service with ``hamming_weight`` above the code length)."""
+    breaking its ties: the service with ``hamming_weight`` above the code length); with the
+    continuous hash outputs (query, db), ``hash_output``: the candidates ordered by their cosine
+    instead of the blended feature's (bench/rerank_study.py)."""
     out = {"hamming": hamming_ranking(q_bits, db_bits)}
     if q_feats is not None and db_feats is not None:
         out["content_guided"] = content_guided_ranking(
@@ -48,6 +51,8 @@ def hashing_rankings(
         out["content_ties"] = content_guided_ranking(
             q_bits, db_bits, q_feats, db_feats, candidates, hamming_weight=q_bits.shape[1] + 1.0
         )
+    if outputs is not None:
+        out["hash_output"] = content_guided_ranking(q_bits, db_bits, *outputs, candidates)
     return out
 
 

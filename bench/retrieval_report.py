@@ -9,6 +9,7 @@ _MODES = {
     "hamming": "",
     "content_guided": " + content-guided ranking",
     "content_ties": " + content tie-break",
+    "hash_output": " + re-ranked by hash output",
 }
 
 

@@ -226,7 +226,7 @@ def ablation_effect(store: APStore, full_key: str, ablated_key: str) -> dict[str
     """What removing a part does, under each ranking; measured when it lowers mAP by both paired
     tests (see ``significant_in_direction``)."""
     out: dict[str, Any] = {}
-    for mode in ("hamming", "content_guided", "content_ties"):
+    for mode in ("hamming", "content_guided", "content_ties", "hash_output"):
         if not store.seeds(ablated_key, mode):
             continue
         test = paired(store, (ablated_key, mode), (full_key, mode))
