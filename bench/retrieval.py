@@ -25,6 +25,10 @@ with other --methods/--seeds adds to the same file. An existing --out is never r
 --overwrite, and --quick writes bench/results/retrieval-quick.json unless told otherwise, so a
 smoke run cannot clobber the committed results. Comparisons and ablation tests are made over
 every run in the file (retrieval_stats.py).
+
+Rankings per run: Hamming (ties by id), content-guided and content tie-break (the PCA blended
+feature over --candidates), and, since 2026-12-07, ``hash_output`` (the candidates re-ranked by
+the continuous hash output); runs from before lack it and are compared without it.
 """
 
 from __future__ import annotations

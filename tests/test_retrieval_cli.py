@@ -21,18 +21,18 @@ MODES = ("hamming", "content_guided", "content_ties")
 SHIFTS = {"acir@16": [0.06, 0.05, 0.07], "csq@16": [0.0, 0.01, -0.01], "dsh@16": [-0.05]}
 
 
-def _run(ap: np.ndarray) -> dict[str, Any]:
+def _run(ap: np.ndarray, modes: tuple[str, ...] = MODES) -> dict[str, Any]:
     value = float(ap.mean())
     metrics = {"map@100": value, "map@all": value, "p@10": value}
     return {
-        "metrics": {mode: metrics for mode in MODES},
+        "metrics": {mode: metrics for mode in modes},
         "best_val_map": value,
         "best_epoch": 1,
         "train_seconds": 1.0,
     }
 
 
-def _saved_results(out: Path) -> dict[str, Any]:
+def _saved_results(out: Path, modes: tuple[str, ...] = MODES) -> dict[str, Any]:
     """A results file as a finished run leaves it, statistics not yet computed."""
     base = np.random.default_rng(0).uniform(0.3, 0.7, QUERIES)
     arrays, runs = {}, {}
@@ -41,8 +41,8 @@ def _saved_results(out: Path) -> dict[str, Any]:
         for seed, shift in enumerate(shifts):
             noise = np.random.default_rng([seed, *key.encode()]).normal(0, 0.02, QUERIES)
             ap = np.clip(base + shift + noise, 0, 1)
-            arrays.update({f"{key}|{mode}|{seed}": ap for mode in MODES})
-            runs[key]["seeds"][str(seed)] = _run(ap)
+            arrays.update({f"{key}|{mode}|{seed}": ap for mode in modes})
+            runs[key]["seeds"][str(seed)] = _run(ap, modes)
     results = {
         "dataset": "brain-atlas",
         "split_sizes": {"train": 10, "val": 5, "db": 20, "query": QUERIES},
@@ -89,3 +89,18 @@ def test_report_only_recomputes_the_tests_without_training(tmp_path: Path) -> No
     assert results["runs"]["acir@16"]["summary"]["seeds"] == [0, 1, 2]
     assert hamming["paired_t"]["p_value"] < 0.05 and hamming["wilcoxon"]["rank_biserial"] > 0
     assert "seed-level p" in markdown.read_text() and "paired t p" in markdown.read_text()
+
+
+@pytest.mark.parametrize("with_hash_output", [False, True])
+def test_the_hash_output_ranking_is_compared_only_where_it_was_recorded(
+    tmp_path: Path, with_hash_output: bool
+) -> None:
+    out, markdown = tmp_path / "r.json", tmp_path / "r.md"
+    _saved_results(out, (*MODES, "hash_output") if with_hash_output else MODES)
+    assert retrieval.main(["--report-only", "--out", str(out), "--markdown", str(markdown)]) == 0
+    rankings = [e["acir_ranking"] for e in json.loads(out.read_text())["comparisons"]["16"]]
+    expected = ["hamming", "content_guided", "content_ties", "content_guided"]
+    if with_hash_output:
+        expected.append("hash_output")
+    assert rankings == expected
+    assert ("acir + re-ranked by hash output" in markdown.read_text()) == with_hash_output
