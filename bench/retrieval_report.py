@@ -13,6 +13,20 @@ _MODES = {
 }
 
 
+_HASH_OUTPUT_NOTE = (
+    "; re-ranked by hash output: the same candidates re-ordered by cosine of the continuous"
+    " hash output (the code before the sign)"
+)
+
+
+def _records_hash_output(results: dict[str, Any]) -> bool:
+    return any(
+        "hash_output" in run["metrics"]
+        for entry in results["runs"].values()
+        for run in entry["seeds"].values()
+    )
+
+
 def _value(summary: dict[str, Any], mode: str, metric: str) -> str:
     mean = summary["metrics"][mode][metric]
     if len(summary["seeds"]) < 2:
@@ -210,7 +224,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         f" the same; baselines: {results['baseline_trunk']['note']} (ACIR trunk without DaRF,"
         " PiT and KAN)",
         f"- content-guided ranking: top {results['candidates']} Hamming candidates re-ordered by"
-        f" cosine of PCA-{results['projection_dim']} blended features, id tie-break",
+        f" cosine of PCA-{results['projection_dim']} blended features, id tie-break"
+        + (_HASH_OUTPUT_NOTE if _records_hash_output(results) else ""),
         "- values: mean ± sd over the seeds listed; tests over queries (the verdicts), on"
         " per-query AP@100 averaged over the seeds both sides share: paired Wilcoxon signed-rank"
         " (r: rank-biserial correlation, > 0 when the ranks favour the first side) and paired t"
