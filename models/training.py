@@ -26,7 +26,7 @@ from models.data import LabelledImages, PatchDataset
 from models.decoder import ReconstructionDecoder
 from models.loss import class_weights, sch_total_loss
 from models.metrics import hamming_ranking, retrieval_metrics
-from models.network import ACIRNet, ACIROutput
+from models.network import ACIRNet, ACIROutput, binary_codes
 from models.preprocess import PreprocessSpec, to_model_batch
 
 logger = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ def encode_images(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bits (bool) and raw blended features (float32) of un-augmented images, in eval mode."""
     outputs, feats = encode_outputs(network, images, spec, batch_size)
-    return outputs >= 0, feats
+    return binary_codes(torch.from_numpy(outputs)).numpy(), feats
 
 
 def validation_map(network: ACIRNet, data: TrainingData) -> float:
