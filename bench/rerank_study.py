@@ -34,7 +34,7 @@ from app.evaluation import content_guided_ranking
 from models.checkpoint import load_checkpoint
 from models.data.manifest import load_split
 from models.metrics import hamming_ranking
-from models.training import encode_outputs
+from models.training import codes_of, encode_outputs
 
 WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, "ties")
 FEATURES = ("blended", "hash output")
@@ -64,7 +64,7 @@ def encode_split(checkpoint: Any, data: Path, split: str) -> Encoded:
     images = load_split(data, split)
     outputs, raw = encode_outputs(checkpoint.network, images, checkpoint.preprocess)
     features = {"blended": checkpoint.projection.apply(raw), "hash output": outputs}
-    return Encoded(outputs >= 0, features, images.labels)
+    return Encoded(codes_of(outputs), features, images.labels)
 
 
 def _weight_value(weight: float | str, bits: int) -> float:

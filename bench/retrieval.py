@@ -85,6 +85,7 @@ from models.projection import FeatureProjection, fit_projection
 from models.training import (
     TrainingData,
     TrainSettings,
+    codes_of,
     encode_images,
     encode_outputs,
     train_hashing,
@@ -294,7 +295,7 @@ def _encode(
     q_out, q_feats = encode_outputs(network, splits.query, spec)
     db_out, db_feats = encode_outputs(network, splits.db, spec)
     q_proj, db_proj = projection.apply(q_feats), projection.apply(db_feats)
-    enc = Encoded(q_out >= 0, db_out >= 0, q_proj, db_proj, q_out, db_out)
+    enc = Encoded(codes_of(q_out), codes_of(db_out), q_proj, db_proj, q_out, db_out)
     return enc, projection
 
 

@@ -100,8 +100,8 @@ def encode_outputs(
     spec: PreprocessSpec,
     batch_size: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Continuous hash outputs u (the code is u >= 0) and raw blended features (both float32) of
-    un-augmented images, in eval mode."""
+    """Continuous hash outputs u (`codes_of` gives their bits) and raw blended features (both
+    float32) of un-augmented images, in eval mode."""
     arrays = images.images if isinstance(images, LabelledImages) else images
     device = next(network.parameters()).device
     was_training = network.training
@@ -125,7 +125,12 @@ def encode_images(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bits (bool) and raw blended features (float32) of un-augmented images, in eval mode."""
     outputs, feats = encode_outputs(network, images, spec, batch_size)
-    return binary_codes(torch.from_numpy(outputs)).numpy(), feats
+    return codes_of(outputs), feats
+
+
+def codes_of(outputs: np.ndarray) -> np.ndarray:
+    """Boolean codes of continuous hash outputs from `encode_outputs` (network.binary_codes)."""
+    return binary_codes(torch.from_numpy(outputs)).numpy()
 
 
 def validation_map(network: ACIRNet, data: TrainingData) -> float:

@@ -84,6 +84,19 @@ def dicom_bytes(pixels: np.ndarray, patient_name: str = "Doe^Jane") -> bytes:
 
 
 @pytest.fixture(scope="session")
+def small_atlas(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BrainAtlas2D build of 100 patches from the Debian templates (skipped without them)."""
+    from models.data.brain_atlas import build_brain_atlas
+    from models.data.sources import MRICRON_TEMPLATES
+
+    if not (MRICRON_TEMPLATES / "aal.nii.gz").is_file():
+        pytest.skip("mricron-data not installed (make system-packages)")
+    out = tmp_path_factory.mktemp("atlas")
+    build_brain_atlas(out, counts={"train": 40, "db": 10, "val": 30, "query": 20}, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
 def pngs() -> list[bytes]:
     """Six distinct in-distribution PNGs."""
     return [encode_png(blob_image(seed)) for seed in range(6)]

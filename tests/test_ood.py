@@ -252,18 +252,6 @@ def test_markdown_report_has_a_row_per_set() -> None:
 # ---------------------------------------------------------------- end to end
 
 
-@pytest.fixture(scope="module")
-def small_atlas(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from models.data.brain_atlas import build_brain_atlas
-    from models.data.sources import MRICRON_TEMPLATES
-
-    if not (MRICRON_TEMPLATES / "aal.nii.gz").is_file():
-        pytest.skip("mricron-data not installed")
-    out = tmp_path_factory.mktemp("atlas")
-    build_brain_atlas(out, counts={"train": 40, "db": 10, "val": 30, "query": 20}, progress=False)
-    return out
-
-
 def test_evaluate_ood_reports_every_set_and_detector(small_atlas: Path) -> None:
     from models.checkpoint import new_checkpoint
     from models.data.manifest import load_split
