@@ -216,20 +216,31 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _machine(device: str) -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
+def _cpu_identity() -> dict[str, str]:
+    """The CPU's name, family and model: hosts sold under one name (e.g. "AMD EPYC") span
+    generations whose float kernels differ, so the name alone cannot say two runs are comparable."""
+    fields = {"model name": "cpu", "cpu family": "cpu_family", "model": "cpu_model"}
+    found = {"cpu": platform.processor() or "unknown"}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        first_processor = Path("/proc/cpuinfo").read_text().split("\n\n", 1)[0]
     except OSError:
-        pass
-    machine = {
-        "cpu": cpu,
+        return found
+    for line in first_processor.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in fields:
+            found[fields[key.strip()]] = value.strip()
+    return found
+
+
+def _machine(device: str) -> dict[str, Any]:
+    machine: dict[str, Any] = {
+        **_cpu_identity(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        # The SIMD level torch's CPU kernels dispatch to (e.g. AVX2, AVX512): runs reproduce
+        # bit for bit only between hosts where it (and the CPU family) match.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "device": device,
     }
     if device.startswith("cuda") and torch.cuda.is_available():

@@ -192,7 +192,11 @@ def _ranking_lines(results: dict[str, Any]) -> list[str]:
 
 
 def _machine_line(machine: dict[str, Any]) -> str:
-    line = f"{machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}"
+    cpu = machine["cpu"]
+    if "cpu_capability" in machine:  # recorded since 2026-12-07
+        family = f"family {machine.get('cpu_family', '?')} model {machine.get('cpu_model', '?')}"
+        cpu += f" ({family}, {machine['cpu_capability']} kernels)"
+    line = f"{cpu}, {machine['cores']} cores, torch {machine['torch']}"
     if "gpu" in machine:
         line += f"; trained on {machine['gpu']} ({machine['device']})"
     return line

@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import retrieval
+import retrieval_report
 
 QUERIES = 50
 MACHINE = {"cpu": "test cpu", "cores": 2, "torch": "2.13.0", "device": "cpu"}
@@ -104,3 +105,12 @@ def test_the_hash_output_ranking_is_compared_only_where_it_was_recorded(
         expected.append("hash_output")
     assert rankings == expected
     assert ("acir + re-ranked by hash output" in markdown.read_text()) == with_hash_output
+
+
+def test_the_machine_record_names_the_cpu_generation_and_kernel_level() -> None:
+    machine = retrieval._machine("cpu")
+    assert machine["cpu_capability"] and machine["cpu"]
+    line = retrieval_report._machine_line(machine)
+    assert f"{machine['cpu_capability']} kernels" in line
+    # Records from before the field existed render as they always did.
+    assert retrieval_report._machine_line(MACHINE) == "test cpu, 2 cores, torch 2.13.0"
