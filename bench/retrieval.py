@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from host import cpu_identity
 from retrieval_data import Splits, load_splits
 from retrieval_eval import (
     add_noise,
@@ -216,25 +217,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _cpu_identity() -> dict[str, str]:
-    """The CPU's name, family and model: hosts sold under one name (e.g. "AMD EPYC") span
-    generations whose float kernels differ, so the name alone cannot say two runs are comparable."""
-    fields = {"model name": "cpu", "cpu family": "cpu_family", "model": "cpu_model"}
-    found = {"cpu": platform.processor() or "unknown"}
-    try:
-        first_processor = Path("/proc/cpuinfo").read_text().split("\n\n", 1)[0]
-    except OSError:
-        return found
-    for line in first_processor.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in fields:
-            found[fields[key.strip()]] = value.strip()
-    return found
-
-
 def _machine(device: str) -> dict[str, Any]:
     machine: dict[str, Any] = {
-        **_cpu_identity(),
+        **cpu_identity(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -37,6 +37,8 @@ from sqlalchemy import insert
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from host import cpu_identity  # noqa: E402
+
 from app.db.migrate import upgrade  # noqa: E402
 from app.db.models import ImageRecord  # noqa: E402
 from app.db.session import make_engine  # noqa: E402
@@ -302,10 +304,7 @@ STAGE_HEADER = [
 
 def machine_lines(args: argparse.Namespace, argv: list[str] | None) -> list[str]:
     """Command, machine, date, checkpoint and what else was running: the context of the numbers."""
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")), "unknown CPU",
-    )  # fmt: skip
+    cpu = cpu_identity()["cpu"]
     sha = hashlib.sha256(args.checkpoint.read_bytes()).hexdigest()
     others = subprocess.run(
         ["pgrep", "-fa", "acir train|acir eval|bench/retrieval"], capture_output=True, text=True
